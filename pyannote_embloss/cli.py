@@ -1,0 +1,150 @@
+"""`pyannote-audio-emb`: prepare data, train, evaluate speaker embeddings
+
+    pyannote-audio-emb prepare speechocean762 [--root DIR] [--download]
+    pyannote-audio-emb train experiments/aam [PROTOCOL] [--max-epochs N]
+    pyannote-audio-emb evaluate experiments/aam [PROTOCOL] [--subset test]
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Optional
+
+import pyannote_embloss  # noqa: F401  (telemetry off before pyannote.audio is imported)
+import typer
+
+app = typer.Typer(
+    name="pyannote-audio-emb",
+    help="Speaker-embedding training with metric-learning losses, for pyannote.audio.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ExperimentDir = typer.Argument(..., help="Experiment directory holding a config.yml.", show_default=False)
+ProtocolArg = typer.Argument(None, help="pyannote.database protocol. Defaults to the config's.", show_default=False)
+DatabaseOpt = typer.Option(
+    None, "--database", help="database.yml to load. Defaults to $PYANNOTE_DATABASE_CONFIG, then the repository's."
+)
+
+
+def _user_errors(function):
+    """Report expected errors (bad config, missing data, ...) as one clear line, exit code 2"""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        from .audio import AudioDecodingError
+        from .experiment import ConfigError
+        from .protocols import DownloadError
+
+        try:
+            return function(*args, **kwargs)
+        except (
+            ConfigError,
+            AudioDecodingError,
+            DownloadError,
+            FileNotFoundError,
+            FileExistsError,
+            ValueError,
+        ) as e:
+            typer.secho(f"Error: {e}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2)
+
+    return wrapper
+
+
+@app.command()
+@_user_errors
+def prepare(
+    corpus: str = typer.Argument(..., help="Corpus name, e.g. speechocean762."),
+    root: Optional[Path] = typer.Option(None, help="Corpus root directory (else env variable, then ../shared/data)."),
+    output: Optional[Path] = typer.Option(None, help="Where to write the protocol files. Defaults to data/<corpus> in the repository."),
+    download: bool = typer.Option(False, "--download", help="Download the corpus when it is not found."),
+):
+    """Turn a corpus into a pyannote.database speaker verification protocol."""
+    from .protocols import CORPORA
+
+    if corpus not in CORPORA:
+        raise ValueError(f"Unknown corpus '{corpus}'. Known corpora: {', '.join(CORPORA)}.")
+    database_yml = CORPORA[corpus].prepare(root=root, output_dir=output, download=download)
+    typer.echo(f"Protocol files written; registered by {database_yml}")
+
+
+@app.command()
+@_user_errors
+def train(
+    experiment_dir: Path = ExperimentDir,
+    protocol: Optional[str] = ProtocolArg,
+    database: Optional[str] = DatabaseOpt,
+    max_epochs: Optional[int] = typer.Option(None, help="Override trainer.max_epochs."),
+    batches_per_epoch: Optional[int] = typer.Option(None, help="Override task.params.batches_per_epoch."),
+    num_workers: Optional[int] = typer.Option(None, help="Data loading workers."),
+    seed: Optional[int] = typer.Option(None, help="Override the config's seed."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete existing checkpoints and train from scratch."),
+    resume: bool = typer.Option(False, "--resume", help="Resume from checkpoints/last.ckpt."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+):
+    """Train the experiment's task and model; keep the best checkpoint."""
+    import json
+
+    from .experiment import Experiment
+    from .training import train as train_experiment
+
+    experiment = Experiment.load(experiment_dir)
+    summary = train_experiment(
+        experiment,
+        protocol=protocol,
+        database=database,
+        max_epochs=max_epochs,
+        batches_per_epoch=batches_per_epoch,
+        num_workers=num_workers,
+        overwrite=overwrite,
+        resume=resume,
+        progress_bar=progress,
+        seed=seed,
+    )
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    experiment_dir: Path = ExperimentDir,
+    protocol: Optional[str] = ProtocolArg,
+    subset: str = typer.Option("test", help="Trials subset: test or development."),
+    database: Optional[str] = DatabaseOpt,
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint. Defaults to the experiment's best."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+):
+    """Embed each trial file whole, score by cosine, report EER and minDCF."""
+    from .evaluation.verification import evaluate as evaluate_experiment
+    from .experiment import Experiment
+
+    results = evaluate_experiment(
+        Experiment.load(experiment_dir),
+        protocol=protocol,
+        subset=subset,
+        database=database,
+        checkpoint=checkpoint,
+        progress=progress,
+    )
+    ci = results["ci"]
+    typer.echo(
+        f"{results['protocol']} {subset}: {results['num_trials']} trials, {results['num_files']} files\n"
+        f"EER          = {100 * results['eer']:.2f} %  "
+        f"(95 % CI {100 * ci['eer'][0]:.2f}–{100 * ci['eer'][1]:.2f})\n"
+        f"minDCF(0.01) = {results['min_dcf_0.01']:.3f}  "
+        f"(95 % CI {ci['min_dcf_0.01'][0]:.3f}–{ci['min_dcf_0.01'][1]:.3f})\n"
+        f"minDCF(0.05) = {results['min_dcf_0.05']:.3f}\n"
+        f"results: {results['json']}\nDET plot: {results['det_plot']}"
+    )
+
+
+def main():  # pragma: no cover
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,71 @@
+"""Softmax (cross-entropy) loss over a linear classifier"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .base import ClassifierLossMixin, check_inputs
+
+
+class SoftmaxLoss(ClassifierLossMixin, nn.Module):
+    """Cross-entropy over a bias-free linear classifier of the raw embeddings
+
+    .. math::
+
+        \\ell = -\\frac{1}{B} \\sum_{i=1}^{B}
+            \\log \\frac{e^{x_i \\cdot w_{y_i}}}{\\sum_{j=1}^{C} e^{x_i \\cdot w_j}}
+
+    where :math:`x_i` is the (not normalised) embedding of the i-th chunk,
+    :math:`y_i` its speaker and :math:`w_j` the j-th column of `W`. This is
+    ``nn.Linear(embedding_size, num_classes, bias=False)`` followed by
+    ``nn.CrossEntropyLoss()`` (pyannote.audio 1.1 ``Classification``).
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of classes (speakers) C.
+    embedding_size : int
+        Embedding dimension D.
+
+    Attributes
+    ----------
+    W : (embedding_size, num_classes) nn.Parameter
+        Class weights, initialised like ``nn.Linear`` (uniform in
+        [-1/sqrt(D), 1/sqrt(D)]).
+
+    Notes
+    -----
+    Reduction: mean over the batch. Logits are computed in the embeddings'
+    dtype and device (`W` is cast on the fly, never modified in place).
+    """
+
+    def __init__(self, num_classes: int, embedding_size: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embedding_size = embedding_size
+        self.W = nn.Parameter(torch.empty(embedding_size, num_classes))
+        bound = 1.0 / math.sqrt(embedding_size)
+        nn.init.uniform_(self.W, -bound, bound)
+
+    def get_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(batch_size, num_classes) logits x_i . w_j"""
+        return embeddings @ self.W.to(dtype=embeddings.dtype, device=embeddings.device)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Compute the loss
+
+        Parameters
+        ----------
+        embeddings : (batch_size, embedding_size) torch.Tensor
+            Raw embeddings.
+        labels : (batch_size, ) torch.Tensor
+            Class indices in [0, num_classes).
+
+        Returns
+        -------
+        loss : scalar torch.Tensor
+        """
+        labels = check_inputs(embeddings, labels)
+        return F.cross_entropy(self.get_logits(embeddings), labels)

@@ -1,0 +1,220 @@
+"""SincTDNN: SincNet front-end on raw audio followed by an x-vector TDNN
+
+The architecture of Coria et al., "A Comparison of Metric Learning Loss
+Functions for End-To-End Speaker Verification" (SLSP 2020).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from pyannote.audio.core.model import Model
+from pyannote.audio.core.task import Task
+from pyannote.audio.models.blocks.pooling import StatsPool
+from pyannote.audio.models.blocks.sincnet import SincNet
+from pyannote.audio.utils.receptive_field import (
+    multi_conv_num_frames,
+    multi_conv_receptive_field_center,
+    multi_conv_receptive_field_size,
+)
+
+
+class SincTDNN(Model):
+    """SincNet + x-vector TDNN speaker embedding
+
+    waveform ─► SincNet ─► TDNN × 5 ─► statistics pooling ─► linear ─► embedding
+
+    * SincNet: 80 learnable band-pass sinc filters of 251 taps (stride `stride`),
+      then Conv1d 80→60 (k5) and 60→60 (k5); each of the three stages is
+      followed by max-pool 3, instance norm and leaky ReLU.
+    * TDNN: five frame-level Conv1d layers with `channels` output channels,
+      kernels 5, 3, 3, 1, 1 and dilations 1, 2, 3, 1, 1, each followed by
+      leaky ReLU and batch norm.
+    * Statistics pooling (mean ‖ std, optionally weighted), then a linear layer
+      to a `dimension`-d embedding. The embedding is not normalised: losses
+      normalise it when their definition says so, and speaker verification
+      scores it with cosine similarity.
+
+    Audio shorter than the network's receptive field (about 0.3 s at stride 5)
+    is repeated until it is long enough, so that any non-empty file gets an
+    embedding.
+
+    Parameters
+    ----------
+    sample_rate : int, optional
+        Audio sample rate. Only 16kHz is supported (SincNet limitation).
+    num_channels : int, optional
+        Number of channels. Only mono (1) is supported.
+    stride : int, optional
+        Stride of the sinc filters. Defaults to 5, as in the paper
+        (pyannote.audio's XVectorSincNet uses 10).
+    channels : list of int, optional
+        Output channels of the five TDNN layers. Defaults to [512, 512, 512, 512, 1500].
+    dimension : int, optional
+        Embedding dimension. Defaults to 512.
+    task : Task, optional
+        Task addressed by the model.
+    """
+
+    KERNEL_SIZE = [5, 3, 3, 1, 1]
+    DILATION = [1, 2, 3, 1, 1]
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        num_channels: int = 1,
+        stride: int = 5,
+        channels: Optional[list[int]] = None,
+        dimension: int = 512,
+        task: Optional[Task] = None,
+    ):
+        super().__init__(sample_rate=sample_rate, num_channels=num_channels, task=task)
+
+        channels = list(channels or [512, 512, 512, 512, 1500])
+        if len(channels) != len(self.KERNEL_SIZE):
+            raise ValueError(
+                f"SincTDNN expects {len(self.KERNEL_SIZE)} TDNN channel sizes, got channels={channels}."
+            )
+        self.save_hyperparameters("stride", "channels", "dimension")
+
+        self.sincnet = SincNet(sample_rate=sample_rate, stride=stride)
+
+        self.tdnns = nn.ModuleList()
+        in_channels = 60
+        for out_channels, kernel_size, dilation in zip(
+            channels, self.KERNEL_SIZE, self.DILATION
+        ):
+            self.tdnns.extend(
+                [
+                    nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation),
+                    nn.LeakyReLU(),
+                    nn.BatchNorm1d(out_channels),
+                ]
+            )
+            in_channels = out_channels
+
+        self.stats_pool = StatsPool()
+        self.embedding = nn.Linear(2 * in_channels, dimension)
+
+    @property
+    def dimension(self) -> int:
+        """Dimension of the embedding"""
+        return self.hparams.dimension
+
+    def _tdnn_kwargs(self) -> dict:
+        n = len(self.KERNEL_SIZE)
+        return dict(
+            kernel_size=self.KERNEL_SIZE,
+            stride=[1] * n,
+            padding=[0] * n,
+            dilation=self.DILATION,
+        )
+
+    @lru_cache
+    def num_frames(self, num_samples: int) -> int:
+        """Number of frames at the output of the last TDNN layer
+
+        Parameters
+        ----------
+        num_samples : int
+            Number of input samples.
+
+        Returns
+        -------
+        num_frames : int
+            Number of output frames (at least 1 thanks to short-input repetition).
+        """
+        num_samples = max(num_samples, self.min_num_samples)
+        return multi_conv_num_frames(
+            self.sincnet.num_frames(num_samples), **self._tdnn_kwargs()
+        )
+
+    def receptive_field_size(self, num_frames: int = 1) -> int:
+        """Size of the receptive field, in samples
+
+        Parameters
+        ----------
+        num_frames : int, optional
+            Number of frames in the output signal.
+
+        Returns
+        -------
+        receptive_field_size : int
+            Receptive field size.
+        """
+        size = multi_conv_receptive_field_size(num_frames, **self._tdnn_kwargs())
+        return self.sincnet.receptive_field_size(num_frames=size)
+
+    def receptive_field_center(self, frame: int = 0) -> int:
+        """Index of the sample at the center of the receptive field of `frame`
+
+        Parameters
+        ----------
+        frame : int, optional
+            Frame index.
+
+        Returns
+        -------
+        receptive_field_center : int
+            Index of receptive field center.
+        """
+        center = multi_conv_receptive_field_center(frame, **self._tdnn_kwargs())
+        return self.sincnet.receptive_field_center(frame=center)
+
+    @property
+    def min_num_samples(self) -> int:
+        """Smallest input, in samples, that gives two TDNN output frames
+
+        Two frames, so that the (unbiased) standard deviation of statistics
+        pooling is defined.
+        """
+        return self.receptive_field_size(num_frames=2)
+
+    def forward(
+        self, waveforms: torch.Tensor, weights: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Compute embeddings
+
+        Parameters
+        ----------
+        waveforms : (batch, channel, sample) torch.Tensor
+            Batch of waveforms.
+        weights : (batch, frame) torch.Tensor, optional
+            Frame weights for statistics pooling (e.g. one speaker's activity,
+            as provided by pyannote's speaker diarization pipeline). They are
+            interpolated to the number of TDNN frames.
+
+        Returns
+        -------
+        embeddings : (batch, dimension) torch.Tensor
+        """
+        num_samples = waveforms.shape[-1]
+        if num_samples == 0:
+            raise ValueError("SincTDNN cannot embed empty audio (0 samples).")
+        if num_samples < self.min_num_samples:
+            # repeat short audio until it covers the receptive field
+            repeats = -(-self.min_num_samples // num_samples)
+            waveforms = waveforms.repeat(1, 1, repeats)
+            if weights is not None:
+                weights = weights.repeat(*([1] * (weights.dim() - 1)), repeats)
+
+        outputs = self.sincnet(waveforms)
+        for layer in self.tdnns:
+            outputs = layer(outputs)
+        outputs = self.stats_pool(outputs, weights=weights)
+        return self.embedding(outputs)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # A checkpoint stores the training loss' own parameters (classifier
+        # weights, centers) under `loss_func.*` so that training can resume.
+        # A model loaded for inference has no loss: drop them so that strict
+        # loading (Model.from_pretrained, PretrainedSpeakerEmbedding) is clean.
+        super().on_load_checkpoint(checkpoint)
+        if not hasattr(self, "loss_func"):
+            state_dict = checkpoint.get("state_dict", {})
+            for key in [k for k in state_dict if k.startswith("loss_func.")]:
+                del state_dict[key]

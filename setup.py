@@ -1,0 +1,41 @@
+"""pyannote-embloss: metric-learning losses for speaker embeddings, as a pyannote.audio 4 plugin."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+version = {}
+exec((here / "pyannote_embloss" / "version.py").read_text(), version)
+
+setup(
+    name="pyannote-embloss",
+    version=version["__version__"],
+    description=(
+        "Speaker-embedding training with a family of metric-learning losses "
+        "(softmax, center, CoCo, AM, AAM, contrastive, triplet) for pyannote.audio 4"
+    ),
+    long_description=(here / "README.md").read_text() if (here / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pyannote_embloss", "pyannote_embloss.*"]),
+    install_requires=[
+        "torch==2.9.1",
+        "torchaudio==2.9.1",
+        "torchcodec>=0.8,<0.9",
+        "pyannote.audio==4.0.7",
+        "pytorch-metric-learning>=2.8",
+        "lightning>=2.4",
+        "typer>=0.12",
+        "PyYAML>=6",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "onnx", "onnxruntime"],
+        "onnx": ["onnx", "onnxruntime"],
+    },
+    entry_points={
+        "console_scripts": ["pyannote-audio-emb=pyannote_embloss.cli:app"],
+    },
+)

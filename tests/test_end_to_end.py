@@ -1,0 +1,168 @@
+"""End to end: `pyannote-audio-emb train` then `evaluate` on SpeechOcean762, and
+reloading the checkpoint in a fresh process with pyannote.audio's own loaders.
+
+The training is short (a couple of minutes on 2 CPU cores) with a smaller
+SincTDNN (stride 10, as pyannote.audio's XVectorSincNet), but real: real audio,
+real pyannote.database protocol, real Lightning trainer.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+CONFIG = """\
+protocol: SpeechOcean762.SpeakerVerification.Default
+seed: 0
+task:
+  name: aam
+  params:
+    duration: 2.0
+    num_classes_per_batch: 64
+    num_chunks_per_class: 1
+    batches_per_epoch: 10
+    num_workers: 0
+    margin: 0.05
+    scale: 10.0
+architecture:
+  name: SincTDNN
+  params: {stride: 10, dimension: 128}
+optimizer:
+  name: Adam
+  params: {lr: 0.001}
+trainer:
+  max_epochs: 3
+"""
+
+# embeds a few test speakers' files with a checkpoint, in a fresh interpreter,
+# through Model.from_pretrained and PretrainedSpeakerEmbedding, and prints the EERs
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys, warnings
+    import numpy as np
+    import torch
+    warnings.simplefilter("error", UserWarning)  # e.g. "loaded with strict=False"
+    from pyannote.audio import Model
+    from pyannote.audio.pipelines.speaker_verification import PretrainedSpeakerEmbedding
+    from pyannote_embloss.evaluation import detection_metrics, score_trials
+    from pyannote_embloss.evaluation.extraction import embed_files
+    from pyannote_embloss.evaluation.verification import load_trials
+    from pyannote_embloss.models import SincTDNN
+    from pyannote_embloss.protocols import get_protocol
+
+    checkpoint, database_yml, num_speakers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    protocol = get_protocol("SpeechOcean762.SpeakerVerification.Default", database_yml=database_yml)
+    trials, audio = load_trials(protocol, "test")
+    speakers = sorted({uri.split("/")[0] for uri in audio})[:num_speakers]
+    trials = [t for t in trials if t[0].split("/")[0] in speakers and t[1].split("/")[0] in speakers]
+    uris = sorted({uri for t in trials for uri in t[:2]})
+
+    def eer(embeddings):
+        y_true, scores = score_trials(dict(zip(uris, embeddings)), trials)
+        return float(detection_metrics(y_true, scores)["eer"])
+
+    model = Model.from_pretrained(checkpoint)
+    assert type(model).__module__ == "pyannote_embloss.models.sinctdnn", type(model)
+    assert not hasattr(model, "loss_func")
+    from_pretrained = embed_files(model, [audio[u] for u in uris], progress=False)
+
+    pipeline_embedding = PretrainedSpeakerEmbedding({"checkpoint": checkpoint})
+    from pyannote.audio.core.io import Audio
+    reader = Audio(sample_rate=16000, mono="downmix")
+    pretrained = np.stack([pipeline_embedding(reader({"audio": audio[u]})[0][None])[0] for u in uris])
+
+    torch.manual_seed(0)
+    untrained = SincTDNN(stride=10, dimension=128)
+    untrained = embed_files(untrained, [audio[u] for u in uris], progress=False)
+
+    print(json.dumps({
+        "num_trials": len(trials),
+        "num_target": sum(t[2] for t in trials),
+        "dimension": int(model.dimension),
+        "eer_from_pretrained": eer(from_pretrained),
+        "eer_pretrained_speaker_embedding": eer(pretrained),
+        "eer_untrained": eer(untrained),
+        "max_abs_difference": float(np.abs(from_pretrained - pretrained).max()),
+    }))
+    """
+)
+
+
+def run_cli(*args, cwd=None):
+    result = subprocess.run(
+        [sys.executable, "-m", "pyannote_embloss.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
+    )
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, speechocean762_yml):
+    experiment = tmp_path_factory.mktemp("experiment")
+    (experiment / "config.yml").write_text(CONFIG)
+    result = run_cli("train", experiment, "--database", speechocean762_yml, "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return experiment
+
+
+def test_training_keeps_best_checkpoint_and_summary(trained):
+    assert (trained / "checkpoints" / "best.ckpt").is_file()
+    assert (trained / "checkpoints" / "last.ckpt").is_file()
+    summary = json.loads((trained / "training.json").read_text())
+    assert summary["epochs"] == 3 and summary["steps"] == 30
+    assert summary["num_speakers"] == 125 and summary["batch_size"] == 64
+    # AAM classifier weights: 128-d x 125 speakers, trained and saved with the model
+    assert summary["loss_parameters"] == 128 * 125
+    assert 0.0 <= summary["dev_eer"] < 0.5
+    # no temporary file left behind by atomic writes
+    assert not list(trained.rglob("*.tmp"))
+
+
+def test_checkpoint_reloads_in_fresh_process_and_beats_chance(trained, speechocean762_yml):
+    checkpoint = trained / "checkpoints" / "best.ckpt"
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(checkpoint), str(speechocean762_yml), "20"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["num_target"] == 20 * 45 and report["dimension"] == 128
+    # both pyannote.audio loaders give the same embeddings
+    assert report["max_abs_difference"] < 1e-4
+    assert report["eer_pretrained_speaker_embedding"] == pytest.approx(report["eer_from_pretrained"], abs=1e-6)
+    # training helps, and beats chance (50 %) by a margin
+    assert report["eer_from_pretrained"] < 0.35
+    assert report["eer_from_pretrained"] < report["eer_untrained"] - 0.05
+
+
+def test_evaluate_writes_results_and_det_plot(trained, speechocean762_yml):
+    result = run_cli("evaluate", trained, "--database", speechocean762_yml, "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "EER" in result.stdout
+    results_file = trained / "results" / "SpeechOcean762.SpeakerVerification.Default.test.json"
+    results = json.loads(results_file.read_text())
+    assert results["num_trials"] == 2 * 100 * 45
+    assert results["num_files"] == 1000
+    assert 0.0 < results["eer"] < 0.4
+    low, high = results["ci"]["eer"]
+    assert low <= results["eer"] <= high
+    for key in ("min_dcf_0.01", "min_dcf_0.05"):
+        assert 0.0 < results[key] <= 1.0
+    png = Path(results["det_plot"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_again_without_overwrite_is_refused(trained, speechocean762_yml):
+    result = run_cli("train", trained, "--database", speechocean762_yml, "--no-progress")
+    assert result.returncode == 2
+    assert "--overwrite" in result.stderr and "already has checkpoints" in result.stderr
+    assert (trained / "checkpoints" / "best.ckpt").is_file()
