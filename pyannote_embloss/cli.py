@@ -3,6 +3,9 @@
     pyannote-audio-emb prepare speechocean762 [--root DIR] [--download]
     pyannote-audio-emb train experiments/aam [PROTOCOL] [--max-epochs N]
     pyannote-audio-emb evaluate experiments/aam [PROTOCOL] [--subset test]
+    pyannote-audio-emb train experiments/new PROTOCOL --pretrained CKPT [--freeze-frontend] [--lr LR]
+    pyannote-audio-emb apply experiments/aam (PROTOCOL --subset S | AUDIO_DIR) OUTPUT [--window sliding]
+    pyannote-audio-emb export experiments/aam --onnx OUT.onnx
 """
 
 from __future__ import annotations
@@ -85,6 +88,11 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete existing checkpoints and train from scratch."),
     resume: bool = typer.Option(False, "--resume", help="Resume from checkpoints/last.ckpt."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    pretrained: Optional[Path] = typer.Option(
+        None, help="Fine-tune: start from this checkpoint's embedding network (new loss for the new speakers)."
+    ),
+    freeze_frontend: bool = typer.Option(False, "--freeze-frontend", help="Do not train the SincNet front-end."),
+    lr: Optional[float] = typer.Option(None, help="Override the optimizer's learning rate."),
 ):
     """Train the experiment's task and model; keep the best checkpoint."""
     import json
@@ -104,6 +112,9 @@ def train(
         resume=resume,
         progress_bar=progress,
         seed=seed,
+        pretrained=pretrained,
+        freeze_frontend=freeze_frontend,
+        lr=lr,
     )
     typer.echo(json.dumps(summary, indent=2))
 
@@ -139,6 +150,126 @@ def evaluate(
         f"(95 % CI {ci['min_dcf_0.01'][0]:.3f}–{ci['min_dcf_0.01'][1]:.3f})\n"
         f"minDCF(0.05) = {results['min_dcf_0.05']:.3f}\n"
         f"results: {results['json']}\nDET plot: {results['det_plot']}"
+    )
+
+
+@app.command()
+@_user_errors
+def compare(
+    arguments: list[str] = typer.Argument(
+        ...,
+        metavar="EXPERIMENT_DIR... [PROTOCOL]",
+        help="Experiment directories (one loss each), optionally followed by a protocol "
+        "(defaults to the experiments', which must agree).",
+        show_default=False,
+    ),
+    subset: str = typer.Option("test", help="Trials subset: test or development."),
+    seeds: int = typer.Option(1, help="Seeds per experiment: report mean and spread over them."),
+    train: bool = typer.Option(True, "--train/--no-train", help="Train experiments that are not trained yet."),
+    output: Path = typer.Option(Path("results/comparison"), help="Where to write the tables and the DET plot."),
+    database: Optional[str] = DatabaseOpt,
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+):
+    """Evaluate (and train) experiments on the same trials: tables and overlaid DET curves."""
+    from .comparison import compare as compare_experiments
+
+    protocol = None
+    if len(arguments) > 1 and not Path(arguments[-1]).exists():
+        *arguments, protocol = arguments
+    # `compare experiments/*` expands to every entry: keep directories with a config.yml
+    directories = [
+        Path(a) for a in arguments if not Path(a).is_dir() or (Path(a) / "config.yml").is_file()
+    ]
+    paths = compare_experiments(
+        directories,
+        output=output,
+        protocol=protocol,
+        database=database,
+        subset=subset,
+        seeds=seeds,
+        train_missing=train,
+        progress=progress,
+    )
+    typer.echo(Path(paths["markdown"]).read_text())
+    for key, path in paths.items():
+        typer.echo(f"{key}: {path}")
+
+
+@app.command()
+@_user_errors
+def apply(
+    experiment_dir: Path = ExperimentDir,
+    source: str = typer.Argument(
+        ..., metavar="PROTOCOL|AUDIO_DIR", help="pyannote.database protocol (with --subset), or a directory of audio files.",
+        show_default=False,
+    ),
+    output: Path = typer.Argument(..., help="Output directory: one .npy per file, index.csv.", show_default=False),
+    subset: str = typer.Option("test", help="Protocol subset: train, development or test."),
+    database: Optional[str] = DatabaseOpt,
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint. Defaults to the experiment's best."),
+    window: str = typer.Option("whole", help="whole: one embedding per file; sliding: one per window."),
+    duration: Optional[float] = typer.Option(None, help="Sliding window duration (s). Defaults to the training chunks'."),
+    step: Optional[float] = typer.Option(None, help="Sliding window step (s). Defaults to a quarter of --duration."),
+    batch_size: int = typer.Option(32, help="Windows (or equal-length files) embedded at once."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute files already embedded (default: skip them)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+):
+    """Embed every file of a protocol subset or of a directory; save .npy files and an index (resumable)."""
+    from .apply import apply as apply_model
+    from .apply import audio_directory_files, protocol_files
+    from .experiment import Experiment
+    from .inference import load_model
+
+    experiment = Experiment.load(experiment_dir)
+    checkpoint = Path(checkpoint or experiment.best_checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(
+            f"No checkpoint '{checkpoint}': train first with `pyannote-audio-emb train {experiment.directory}`."
+        )
+    if Path(source).is_dir():
+        files = audio_directory_files(source)
+    else:
+        files = protocol_files(source, subset=subset, database=database)
+    summary = apply_model(
+        load_model(checkpoint),
+        files,
+        output,
+        window=window,
+        duration=duration,
+        step=step,
+        batch_size=batch_size,
+        overwrite=overwrite,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
+    typer.echo(
+        f"{summary['computed']} files embedded, {summary['skipped']} already done (skipped); index: {summary['index']}"
+    )
+
+
+@app.command()
+@_user_errors
+def export(
+    experiment_dir: Path = ExperimentDir,
+    onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write.", show_default=False),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint. Defaults to the experiment's best."),
+):
+    """Export the embedding network (no loss) to ONNX: waveforms (batch, 1, samples) -> embeddings."""
+    from .experiment import Experiment
+    from .export import INPUT_NAME, OUTPUT_NAME, export_onnx
+    from .inference import load_model
+
+    experiment = Experiment.load(experiment_dir)
+    checkpoint = Path(checkpoint or experiment.best_checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(
+            f"No checkpoint '{checkpoint}': train first with `pyannote-audio-emb train {experiment.directory}`."
+        )
+    model = load_model(checkpoint)
+    path = export_onnx(model, onnx)
+    typer.echo(
+        f"{path}: {INPUT_NAME} (batch, 1, samples) float32 at {model.audio.sample_rate} Hz "
+        f"-> {OUTPUT_NAME} (batch, {model.dimension})"
     )
 
 

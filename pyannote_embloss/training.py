@@ -97,6 +97,9 @@ def train(
     resume: bool = False,
     progress_bar: bool = True,
     seed: Optional[int] = None,
+    pretrained: Optional[str] = None,
+    freeze_frontend: bool = False,
+    lr: Optional[float] = None,
 ) -> dict:
     """Train `experiment` and return its training summary
 
@@ -123,8 +126,22 @@ def train(
         Show a progress bar. Defaults to True.
     seed : int, optional
         Override the config's seed.
+    pretrained : str, optional
+        Fine-tune: start from this checkpoint's embedding network (and
+        architecture hyper-parameters), with a new loss for the protocol's
+        speakers. See :mod:`pyannote_embloss.finetuning`.
+    freeze_frontend : bool, optional
+        Do not train the front-end (SincNet). Defaults to False.
+    lr : float, optional
+        Override the optimizer's learning rate.
     """
     protocol_name = experiment.protocol_name(protocol)
+    if lr is not None and lr <= 0:
+        raise ValueError(f"The learning rate must be positive (got --lr {lr}).")
+    if pretrained is not None:
+        from .finetuning import PretrainedCheckpoint
+
+        pretrained = PretrainedCheckpoint(pretrained)  # fail early on a bad checkpoint
     if experiment.checkpoints.exists() and any(experiment.checkpoints.iterdir()):
         if overwrite:
             shutil.rmtree(experiment.checkpoints)
@@ -144,8 +161,20 @@ def train(
         batches_per_epoch=batches_per_epoch,
         num_workers=num_workers,
     )
-    model = build_model(experiment, task)
-    configure_optimizer(model, **experiment.config["optimizer"])
+    if pretrained is None:
+        model = build_model(experiment, task)
+    else:
+        from .finetuning import build_pretrained_model
+
+        model, _ = build_pretrained_model(experiment, task, pretrained)
+    frozen = []
+    if freeze_frontend:
+        from .finetuning import freeze_frontend as freeze
+
+        frozen = freeze(model)
+    optimizer = experiment.config["optimizer"]
+    optimizer_params = {**optimizer["params"], **({} if lr is None else {"lr": lr})}
+    configure_optimizer(model, optimizer["name"], optimizer_params)
 
     has_validation = task.has_validation
     checkpoint = ModelCheckpoint(
@@ -196,6 +225,9 @@ def train(
         "model_parameters": count_parameters(model) - count_parameters(getattr(model, "loss_func", None)),
         "loss_parameters": count_parameters(getattr(model, "loss_func", None)),
         "checkpoint": str(experiment.best_checkpoint),
+        "pretrained": None if pretrained is None else str(pretrained.path),
+        "frozen": frozen,
+        "lr": optimizer_params.get("lr"),
     }
     atomic_write_text(experiment.training_summary, json.dumps(summary, indent=2) + "\n")
     return summary

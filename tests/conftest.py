@@ -33,3 +33,52 @@ def speechocean762_yml(corpus_root: Path, tmp_path_factory: pytest.TempPathFacto
     """
     repository = tmp_path_factory.mktemp("repository")
     return prepare(root=corpus_root, output_dir=repository / "data" / "speechocean762")
+
+
+#: a small but real experiment: SincTDNN (stride 10, 128-d) + AAM, 3 epochs of 20 batches of 32 chunks
+SMALL_EXPERIMENT_CONFIG = """\
+protocol: SpeechOcean762.SpeakerVerification.Default
+seed: 0
+task:
+  name: aam
+  params:
+    duration: 2.0
+    num_classes_per_batch: 32
+    num_chunks_per_class: 1
+    batches_per_epoch: 20
+    num_workers: 1
+    margin: 0.05
+    scale: 10.0
+architecture:
+  name: SincTDNN
+  params: {stride: 10, dimension: 128}
+optimizer:
+  name: Adam
+  params: {lr: 0.001}
+trainer:
+  max_epochs: 3
+"""
+
+
+@pytest.fixture(scope="session")
+def trained_experiment(tmp_path_factory: pytest.TempPathFactory, speechocean762_yml: Path) -> Path:
+    """Experiment directory trained once per session with `pyannote-audio-emb train`
+
+    SMALL_EXPERIMENT_CONFIG on SpeechOcean762.SpeakerVerification.Default (a
+    couple of minutes on 2 CPU cores). Its checkpoints/best.ckpt is shared
+    by the tests: do not modify the directory.
+    """
+    import subprocess
+    import sys
+
+    experiment = tmp_path_factory.mktemp("experiment")
+    (experiment / "config.yml").write_text(SMALL_EXPERIMENT_CONFIG)
+    result = subprocess.run(
+        [sys.executable, "-m", "pyannote_embloss.cli", "train", str(experiment),
+         "--database", str(speechocean762_yml), "--no-progress"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return experiment

@@ -15,28 +15,8 @@ from pathlib import Path
 
 import pytest
 
-CONFIG = """\
-protocol: SpeechOcean762.SpeakerVerification.Default
-seed: 0
-task:
-  name: aam
-  params:
-    duration: 2.0
-    num_classes_per_batch: 64
-    num_chunks_per_class: 1
-    batches_per_epoch: 10
-    num_workers: 0
-    margin: 0.05
-    scale: 10.0
-architecture:
-  name: SincTDNN
-  params: {stride: 10, dimension: 128}
-optimizer:
-  name: Adam
-  params: {lr: 0.001}
-trainer:
-  max_epochs: 3
-"""
+# the experiment is trained once per session by the `trained_experiment` fixture
+# (tests/conftest.py: SMALL_EXPERIMENT_CONFIG)
 
 # embeds a few test speakers' files with a checkpoint, in a fresh interpreter,
 # through Model.from_pretrained and PretrainedSpeakerEmbedding, and prints the EERs
@@ -104,20 +84,16 @@ def run_cli(*args, cwd=None):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, speechocean762_yml):
-    experiment = tmp_path_factory.mktemp("experiment")
-    (experiment / "config.yml").write_text(CONFIG)
-    result = run_cli("train", experiment, "--database", speechocean762_yml, "--no-progress")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return experiment
+def trained(trained_experiment):
+    return trained_experiment
 
 
 def test_training_keeps_best_checkpoint_and_summary(trained):
     assert (trained / "checkpoints" / "best.ckpt").is_file()
     assert (trained / "checkpoints" / "last.ckpt").is_file()
     summary = json.loads((trained / "training.json").read_text())
-    assert summary["epochs"] == 3 and summary["steps"] == 30
-    assert summary["num_speakers"] == 125 and summary["batch_size"] == 64
+    assert summary["epochs"] == 3 and summary["steps"] == 60
+    assert summary["num_speakers"] == 125 and summary["batch_size"] == 32
     # AAM classifier weights: 128-d x 125 speakers, trained and saved with the model
     assert summary["loss_parameters"] == 128 * 125
     assert 0.0 <= summary["dev_eer"] < 0.5

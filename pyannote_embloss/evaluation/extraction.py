@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -81,7 +82,90 @@ def embed_files(
     return embeddings
 
 
+def sliding_windows(
+    model: Model,
+    num_samples: int,
+    duration: Optional[float] = None,
+    step: Optional[float] = None,
+) -> tuple[list[int], int, SlidingWindow]:
+    """Positions of sliding windows over `num_samples` samples
+
+    Parameters
+    ----------
+    model : Model
+        Embedding model (gives the sample rate and the default duration).
+    num_samples : int
+        Number of samples of the waveform.
+    duration : float, optional
+        Window duration in seconds. Defaults to the model's training chunk duration.
+    step : float, optional
+        Window step in seconds. Defaults to a quarter of `duration`.
+
+    Returns
+    -------
+    starts : list of int
+        First sample of each window.
+    window : int
+        Number of samples of each window; a waveform shorter than `duration`
+        gets a single window covering it.
+    frames : SlidingWindow
+        The windows, in seconds, starting at 0.
+    """
+    duration = duration or model.specifications.duration
+    step = step or duration / 4
+    if duration <= 0 or step <= 0:
+        raise ValueError(f"Window duration and step must be positive (got duration={duration}, step={step}).")
+    window = model.audio.get_num_samples(duration)
+    hop = max(1, model.audio.get_num_samples(step))
+    if num_samples <= window:
+        starts, window = [0], num_samples
+    else:
+        starts = list(range(0, num_samples - window + 1, hop))
+    sr = model.audio.sample_rate
+    return starts, window, SlidingWindow(start=0.0, duration=window / sr, step=hop / sr)
+
+
 @torch.inference_mode()
+def embed_sliding_windows_waveform(
+    model: Model,
+    waveform: torch.Tensor,
+    duration: Optional[float] = None,
+    step: Optional[float] = None,
+    batch_size: int = 32,
+    start: float = 0.0,
+) -> SlidingWindowFeature:
+    """Embeddings of sliding windows over a (channel, sample) waveform
+
+    Parameters
+    ----------
+    model : Model
+        Embedding model, in eval mode.
+    waveform : (channel, sample) torch.Tensor
+    duration, step : float, optional
+        See :func:`sliding_windows`.
+    batch_size : int, optional
+        Number of windows embedded at once. Defaults to 32.
+    start : float, optional
+        Time of the first sample of `waveform`, in seconds (e.g. the start of
+        an excerpt). Defaults to 0.
+
+    Returns
+    -------
+    embeddings : SlidingWindowFeature
+        (num_windows, dimension) embeddings.
+    """
+    waveform = waveform.to(model.device)
+    starts, window, frames = sliding_windows(model, waveform.shape[-1], duration, step)
+    data = torch.cat(
+        [
+            model(torch.stack([waveform[:, s : s + window] for s in starts[i : i + batch_size]]))
+            for i in range(0, len(starts), batch_size)
+        ]
+    )
+    frames = SlidingWindow(start=start, duration=frames.duration, step=frames.step)
+    return SlidingWindowFeature(data.cpu().numpy(), frames)
+
+
 def embed_sliding_windows(
     model: Model,
     path: str,
@@ -111,22 +195,121 @@ def embed_sliding_windows(
         gets a single window covering it.
     """
     model.eval()
-    duration = duration or model.specifications.duration
-    step = step or duration / 4
-    waveform = load_audio(model.audio, str(path)).to(model.device)
-    num_samples = waveform.shape[-1]
-    window = model.audio.get_num_samples(duration)
-    hop = max(1, model.audio.get_num_samples(step))
-    if num_samples <= window:
-        starts = [0]
-        window = num_samples
-    else:
-        starts = list(range(0, num_samples - window + 1, hop))
-    chunks = torch.stack([waveform[:, s : s + window] for s in starts])
-    data = torch.cat([model(chunks[i : i + batch_size]) for i in range(0, len(chunks), batch_size)])
-    sr = model.audio.sample_rate
-    frames = SlidingWindow(start=0.0, duration=window / sr, step=hop / sr)
-    return SlidingWindowFeature(data.cpu().numpy(), frames)
+    waveform = load_audio(model.audio, str(path))
+    return embed_sliding_windows_waveform(model, waveform, duration=duration, step=step, batch_size=batch_size)
+
+
+@dataclass
+class _Job:
+    """One waveform being embedded by :func:`iter_embeddings`"""
+
+    key: Any
+    pieces: list  # (channel, sample) tensors
+    weights: np.ndarray  # whole: piece durations; sliding: unused
+    frames: Optional[SlidingWindow]  # sliding windows, or None for whole
+    outputs: list = field(default_factory=list)
+
+
+@torch.inference_mode()
+def iter_embeddings(
+    model: Model,
+    waveforms: Iterable[tuple[Any, torch.Tensor]],
+    window: str = "whole",
+    duration: Optional[float] = None,
+    step: Optional[float] = None,
+    batch_size: int = 32,
+    max_piece_duration: float = MAX_PIECE_DURATION,
+) -> Iterator[tuple[Any, Union[np.ndarray, SlidingWindowFeature]]]:
+    """Embed many waveforms, batching equal-length pieces across them
+
+    Whole waveforms (cut into pieces of at most `max_piece_duration`, as
+    :func:`embed_waveform` does) or sliding windows (as
+    :func:`embed_sliding_windows_waveform`) of up to `batch_size` pieces are
+    gathered, grouped by length and embedded in batches: sliding windows of
+    different files share batches, and so do whole files of equal length.
+    Results are the same as those of the one-file functions.
+
+    Parameters
+    ----------
+    model : Model
+        Embedding model, in eval mode.
+    waveforms : iterable of (key, (channel, sample) torch.Tensor)
+        Waveforms to embed, with any key identifying them.
+    window : {"whole", "sliding"}, optional
+        One embedding per waveform (default), or one per sliding window.
+    duration, step : float, optional
+        Sliding windows (see :func:`sliding_windows`).
+    batch_size : int, optional
+        Maximum number of pieces embedded at once. Defaults to 32.
+    max_piece_duration : float, optional
+        See :func:`embed_waveform`.
+
+    Yields
+    ------
+    key : any
+    embeddings : (dimension, ) np.ndarray or SlidingWindowFeature
+        In the order of `waveforms`, as soon as they are computed.
+
+    Notes
+    -----
+    When iterating over `waveforms` raises (e.g. a file cannot be decoded),
+    the waveforms received before are embedded and yielded first, then the
+    error is raised: no work done is lost.
+    """
+    if window not in ("whole", "sliding"):
+        raise ValueError(f"Unknown window '{window}': use 'whole' or 'sliding'.")
+    piece = model.audio.get_num_samples(max_piece_duration)
+
+    def make_job(key, waveform: torch.Tensor) -> _Job:
+        waveform = waveform.to(model.device)
+        num_samples = waveform.shape[-1]
+        if window == "sliding":
+            starts, size, frames = sliding_windows(model, num_samples, duration, step)
+            pieces = [waveform[:, s : s + size] for s in starts]
+            return _Job(key, pieces, np.ones(len(pieces)), frames)
+        num_pieces = max(1, -(-num_samples // piece))
+        bounds = np.linspace(0, num_samples, num_pieces + 1).round().astype(int)
+        pieces = [waveform[:, s:e] for s, e in zip(bounds[:-1], bounds[1:])]
+        return _Job(key, pieces, np.diff(bounds).astype(np.float64), None)
+
+    def run(jobs: list) -> Iterator:
+        by_shape: dict = {}
+        for job in jobs:
+            job.outputs = [None] * len(job.pieces)
+            for p, tensor in enumerate(job.pieces):
+                by_shape.setdefault(tuple(tensor.shape), []).append((job, p))
+        for items in by_shape.values():
+            for i in range(0, len(items), batch_size):
+                batch = items[i : i + batch_size]
+                embeddings = model(torch.stack([job.pieces[p] for job, p in batch])).cpu().numpy()
+                for (job, p), embedding in zip(batch, embeddings):
+                    job.outputs[p] = embedding
+        for job in jobs:
+            data = np.stack(job.outputs)
+            if job.frames is None:
+                weights = job.weights / job.weights.sum()
+                yield job.key, (data * weights[:, None]).sum(axis=0).astype(np.float32)
+            else:
+                yield job.key, SlidingWindowFeature(data, job.frames)
+
+    jobs, num_pieces, error = [], 0, None
+    source = iter(waveforms)
+    while True:
+        try:
+            key, waveform = next(source)
+        except StopIteration:
+            break
+        except Exception as e:  # e.g. AudioDecodingError: embed what came before, then raise
+            error = e
+            break
+        jobs.append(make_job(key, waveform))
+        num_pieces += len(jobs[-1].pieces)
+        if num_pieces >= batch_size:
+            yield from run(jobs)
+            jobs, num_pieces = [], 0
+    yield from run(jobs)
+    if error is not None:
+        raise error
 
 
 def embed_segment(model: Model, path: str, segment: Segment) -> np.ndarray:

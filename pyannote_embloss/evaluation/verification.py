@@ -103,7 +103,8 @@ def evaluate(
     Returns
     -------
     results : dict
-        As written to JSON, plus the paths of the written files.
+        As written to JSON (with the paths of the written files), plus the
+        trial labels and scores as numpy arrays ("y_true", "scores").
     """
     protocol_name = experiment.protocol_name(protocol)
     checkpoint = Path(checkpoint or experiment.best_checkpoint)
@@ -132,4 +133,5 @@ def evaluate(
     )
     results["json"] = str(experiment.results / f"{stem}.json")
     write_json(results["json"], results)
+    results["y_true"], results["scores"] = y_true, scores
     return results

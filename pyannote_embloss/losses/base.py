@@ -52,14 +52,79 @@ def check_inputs(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return labels.to(device=embeddings.device, dtype=torch.long)
 
 
-class ClassifierLossMixin:
+class EmbeddingLossMixin:
+    """Shared ``forward(embeddings, labels)`` of all the losses
+
+    Checks the inputs with :func:`check_inputs`, then hands them to
+    :meth:`checked_forward`. Must come before the :class:`torch.nn.Module`
+    (or pytorch-metric-learning loss) base class in the bases of a loss, so
+    that its ``forward`` is the one called.
+
+    * hand-written losses (:class:`torch.nn.Module` subclasses) override
+      :meth:`checked_forward` with their formula;
+    * losses reusing a pytorch-metric-learning loss keep the default
+      :meth:`checked_forward`, which calls the ``forward`` of the next class
+      in the MRO (the pml loss), possibly extended to pass it extra keyword
+      arguments (e.g. ``indices_tuple``).
+
+    (pml losses already have a ``compute_loss`` method, hence the name of the
+    hook.)
+    """
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Compute the loss
+
+        Parameters
+        ----------
+        embeddings : (batch_size, embedding_size) torch.Tensor
+            Raw (not normalised) embeddings; losses on cosines normalise them
+            inside.
+        labels : (batch_size, ) torch.Tensor
+            Speaker indices: class indices in [0, num_classes) for losses with
+            ``uses_classifier``, any integers otherwise.
+
+        Returns
+        -------
+        loss : scalar torch.Tensor
+
+        Raises
+        ------
+        ValueError
+            If `embeddings` is not 2-D or `labels` is not (batch_size, ).
+        """
+        labels = check_inputs(embeddings, labels)
+        return self.checked_forward(embeddings, labels)
+
+    def checked_forward(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, **kwargs
+    ) -> torch.Tensor:
+        """Compute the loss of inputs already checked by :func:`check_inputs`
+
+        Parameters
+        ----------
+        embeddings : (batch_size, embedding_size) torch.Tensor
+            Raw embeddings.
+        labels : (batch_size, ) torch.LongTensor
+            Speaker indices, on the same device as `embeddings`.
+        **kwargs
+            Passed on to the ``forward`` of the next class in the MRO (e.g.
+            ``indices_tuple`` for pytorch-metric-learning losses).
+
+        Returns
+        -------
+        loss : scalar torch.Tensor
+        """
+        return super().forward(embeddings, labels, **kwargs)
+
+
+class ClassifierLossMixin(EmbeddingLossMixin):
     """Marks losses owning per-class parameters (one chunk per class suffices)"""
 
     uses_classifier: bool = True
     min_chunks_per_class: int = 1
 
 
-class PairLossMixin:
+class PairLossMixin(EmbeddingLossMixin):
     """Marks losses comparing embeddings of the batch with each other"""
 
     uses_classifier: bool = False

@@ -4,7 +4,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import check_inputs
 from .softmax import SoftmaxLoss
 
 
@@ -57,20 +56,7 @@ class CenterLoss(SoftmaxLoss):
         cos = F.cosine_similarity(embeddings, centers[labels], dim=1, eps=1e-8)
         return torch.sum((1.0 - cos) ** 2) / (2.0 * embeddings.shape[0])
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Compute the loss
-
-        Parameters
-        ----------
-        embeddings : (batch_size, embedding_size) torch.Tensor
-            Raw embeddings.
-        labels : (batch_size, ) torch.Tensor
-            Class indices in [0, num_classes).
-
-        Returns
-        -------
-        loss : scalar torch.Tensor
-        """
-        labels = check_inputs(embeddings, labels)
-        cross_entropy = F.cross_entropy(self.get_logits(embeddings), labels)
+    def checked_forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Softmax loss + lambda x :meth:`center_term` (checked inputs)"""
+        cross_entropy = super().checked_forward(embeddings, labels)
         return cross_entropy + self.loss_weight * self.center_term(embeddings, labels)

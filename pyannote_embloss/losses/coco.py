@@ -4,7 +4,7 @@ import torch
 from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.losses import NormalizedSoftmaxLoss
 
-from .base import CastClassWeightsMixin, ClassifierLossMixin, check_inputs
+from .base import CastClassWeightsMixin, ClassifierLossMixin
 
 
 class CongenerousCosineLoss(ClassifierLossMixin, CastClassWeightsMixin, NormalizedSoftmaxLoss):
@@ -62,20 +62,3 @@ class CongenerousCosineLoss(ClassifierLossMixin, CastClassWeightsMixin, Normaliz
     def get_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(batch_size, num_classes) logits alpha * cos(x_i, c_k)"""
         return self.alpha * self.get_cosine(embeddings)
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Compute the loss
-
-        Parameters
-        ----------
-        embeddings : (batch_size, embedding_size) torch.Tensor
-            Raw embeddings (normalised inside).
-        labels : (batch_size, ) torch.Tensor
-            Class indices in [0, num_classes).
-
-        Returns
-        -------
-        loss : scalar torch.Tensor
-        """
-        labels = check_inputs(embeddings, labels)
-        return super().forward(embeddings, labels)

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 from pytorch_metric_learning.distances import CosineSimilarity
 
-from .base import MAX_COSINE_DISTANCE, PairLossMixin, check_inputs, upper_triangle_pairs
+from .base import MAX_COSINE_DISTANCE, PairLossMixin, upper_triangle_pairs
 
 
 class ContrastiveLoss(PairLossMixin, nn.Module):
@@ -47,21 +47,8 @@ class ContrastiveLoss(PairLossMixin, nn.Module):
         self.margin = margin
         self.distance = CosineSimilarity()
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Compute the loss
-
-        Parameters
-        ----------
-        embeddings : (batch_size, embedding_size) torch.Tensor
-            Raw embeddings (normalised inside).
-        labels : (batch_size, ) torch.Tensor
-            Speaker indices (any integers).
-
-        Returns
-        -------
-        loss : scalar torch.Tensor
-        """
-        labels = check_inputs(embeddings, labels)
+    def checked_forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean over the pairs i < j of half the per-pair term (checked inputs)"""
         i, j = upper_triangle_pairs(embeddings.shape[0], embeddings.device)
         if len(i) == 0:
             return torch.sum(embeddings * 0.0)

@@ -6,7 +6,7 @@ import torch
 from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.losses import ArcFaceLoss, CosFaceLoss
 
-from .base import CastClassWeightsMixin, ClassifierLossMixin, check_inputs
+from .base import CastClassWeightsMixin, ClassifierLossMixin
 
 
 class AdditiveAngularMarginLoss(ClassifierLossMixin, CastClassWeightsMixin, ArcFaceLoss):
@@ -104,23 +104,6 @@ class AdditiveAngularMarginLoss(ClassifierLossMixin, CastClassWeightsMixin, ArcF
         clamped = cos.clamp(min=-1.0 + self.eps, max=1.0 - self.eps)
         return cos + (torch.cos(torch.acos(clamped) + self.margin) - clamped)
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Compute the loss
-
-        Parameters
-        ----------
-        embeddings : (batch_size, embedding_size) torch.Tensor
-            Raw embeddings (normalised inside).
-        labels : (batch_size, ) torch.Tensor
-            Class indices in [0, num_classes).
-
-        Returns
-        -------
-        loss : scalar torch.Tensor
-        """
-        labels = check_inputs(embeddings, labels)
-        return super().forward(embeddings, labels)
-
 
 class AdditiveMarginLoss(ClassifierLossMixin, CastClassWeightsMixin, CosFaceLoss):
     """Additive margin loss (AM-softmax, CosFace; Wang et al., 2018)
@@ -179,20 +162,3 @@ class AdditiveMarginLoss(ClassifierLossMixin, CastClassWeightsMixin, CosFaceLoss
             distance=CosineSimilarity(),
         )
         self.embedding_size = embedding_size
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Compute the loss
-
-        Parameters
-        ----------
-        embeddings : (batch_size, embedding_size) torch.Tensor
-            Raw embeddings (normalised inside).
-        labels : (batch_size, ) torch.Tensor
-            Class indices in [0, num_classes).
-
-        Returns
-        -------
-        loss : scalar torch.Tensor
-        """
-        labels = check_inputs(embeddings, labels)
-        return super().forward(embeddings, labels)

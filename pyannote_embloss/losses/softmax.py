@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import ClassifierLossMixin, check_inputs
+from .base import ClassifierLossMixin
 
 
 class SoftmaxLoss(ClassifierLossMixin, nn.Module):
@@ -53,19 +53,6 @@ class SoftmaxLoss(ClassifierLossMixin, nn.Module):
         """(batch_size, num_classes) logits x_i . w_j"""
         return embeddings @ self.W.to(dtype=embeddings.dtype, device=embeddings.device)
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Compute the loss
-
-        Parameters
-        ----------
-        embeddings : (batch_size, embedding_size) torch.Tensor
-            Raw embeddings.
-        labels : (batch_size, ) torch.Tensor
-            Class indices in [0, num_classes).
-
-        Returns
-        -------
-        loss : scalar torch.Tensor
-        """
-        labels = check_inputs(embeddings, labels)
+    def checked_forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the logits :meth:`get_logits` (checked inputs)"""
         return F.cross_entropy(self.get_logits(embeddings), labels)

@@ -8,7 +8,7 @@ from pytorch_metric_learning.losses import TripletMarginLoss
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 from pytorch_metric_learning.reducers import MeanReducer
 
-from .base import MAX_COSINE_DISTANCE, PairLossMixin, check_inputs
+from .base import MAX_COSINE_DISTANCE, PairLossMixin
 
 SAMPLINGS = ("all", "hard", "semi-hard")
 
@@ -85,20 +85,7 @@ class TripletLoss(PairLossMixin, TripletMarginLoss):
             )
         return None  # "all": pml enumerates every valid triplet
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Compute the loss
-
-        Parameters
-        ----------
-        embeddings : (batch_size, embedding_size) torch.Tensor
-            Raw embeddings (normalised inside).
-        labels : (batch_size, ) torch.Tensor
-            Speaker indices (any integers).
-
-        Returns
-        -------
-        loss : scalar torch.Tensor
-        """
-        labels = check_inputs(embeddings, labels)
+    def checked_forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """pml ``TripletMarginLoss`` on the triplets selected by `sampling` (checked inputs)"""
         indices_tuple = None if self.miner is None else self.miner(embeddings, labels)
-        return super().forward(embeddings, labels, indices_tuple=indices_tuple)
+        return super().checked_forward(embeddings, labels, indices_tuple=indices_tuple)

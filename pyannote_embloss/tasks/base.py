@@ -67,8 +67,8 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         Number of speakers per batch. Defaults to 32. Capped to the number of
         training speakers.
     num_chunks_per_class : int, optional
-        Number of chunks per speaker in a batch. Defaults to 1. Pair and
-        triplet losses need at least 2.
+        Number of chunks per speaker in a batch. Defaults to the least the
+        loss needs: 1 for classification losses, 2 for pair and triplet losses.
     batches_per_epoch : int, optional
         Number of training batches per epoch. Defaults to as many as needed to
         cover the training set once, on average.
@@ -96,7 +96,7 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         duration: float = 2.0,
         min_duration: Optional[float] = None,
         num_classes_per_batch: int = 32,
-        num_chunks_per_class: int = 1,
+        num_chunks_per_class: Optional[int] = None,
         batches_per_epoch: Optional[int] = None,
         loss: Optional[Dict[str, Any]] = None,
         cache: Optional[str] = None,
@@ -109,6 +109,8 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         self.loss_params = dict(loss or {})
 
         min_chunks = self.loss_class.min_chunks_per_class
+        if num_chunks_per_class is None:
+            num_chunks_per_class = min_chunks
         if num_chunks_per_class < min_chunks:
             raise ValueError(
                 f"The '{self.loss_name}' loss needs positive pairs in each batch: "

@@ -1,7 +1,7 @@
 """Tasks whose loss compares chunks of the batch: contrastive and triplet
 
-They need several chunks per speaker in each batch (num_chunks_per_class ≥ 2)
-and have no parameters of their own. Every task takes the keyword arguments of
+They need several chunks per speaker in each batch (num_chunks_per_class ≥ 2,
+2 by default) and have no parameters of their own. Every task takes the keyword arguments of
 :class:`~pyannote_embloss.tasks.base.SpeakerEmbeddingTask`.
 """
 
@@ -25,16 +25,12 @@ class Contrastive(SpeakerEmbeddingTask):
     margin : float, optional
         Margin m, in cosine distance (0 to 2). Defaults to 0.4, the paper's
         0.2 × maximum distance.
-    num_chunks_per_class : int, optional
-        Chunks per speaker in each batch. Defaults to 2 (at least 2).
     """
 
     loss_name = "contrastive"
 
-    def __init__(self, protocol: Protocol, margin: float = 0.4, num_chunks_per_class: int = 2, **kwargs):
-        super().__init__(
-            protocol, loss=dict(margin=margin), num_chunks_per_class=num_chunks_per_class, **kwargs
-        )
+    def __init__(self, protocol: Protocol, margin: float = 0.4, **kwargs):
+        super().__init__(protocol, loss=dict(margin=margin), **kwargs)
 
 
 class Triplet(SpeakerEmbeddingTask):
@@ -53,23 +49,9 @@ class Triplet(SpeakerEmbeddingTask):
     sampling : {"all", "hard", "semi-hard"}, optional
         Every valid triplet, the hardest positive and negative per anchor
         (batch-hard), or semi-hard negatives. Defaults to "all".
-    num_chunks_per_class : int, optional
-        Chunks per speaker in each batch. Defaults to 2 (at least 2).
     """
 
     loss_name = "triplet"
 
-    def __init__(
-        self,
-        protocol: Protocol,
-        margin: float = 0.4,
-        sampling: str = "all",
-        num_chunks_per_class: int = 2,
-        **kwargs,
-    ):
-        super().__init__(
-            protocol,
-            loss=dict(margin=margin, sampling=sampling),
-            num_chunks_per_class=num_chunks_per_class,
-            **kwargs,
-        )
+    def __init__(self, protocol: Protocol, margin: float = 0.4, sampling: str = "all", **kwargs):
+        super().__init__(protocol, loss=dict(margin=margin, sampling=sampling), **kwargs)

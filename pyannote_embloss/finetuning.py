@@ -1,0 +1,178 @@
+"""Fine-tuning: start training from a pretrained checkpoint
+
+    pyannote-audio-emb train EXPERIMENT_DIR PROTOCOL --pretrained CHECKPOINT \
+        [--freeze-frontend] [--lr 1e-4]
+
+The model is built with the architecture hyper-parameters of the pretrained
+checkpoint (they win over config.yml's, with a warning when they differ), and
+its embedding network gets the pretrained weights. The training loss is not
+taken from the checkpoint: pyannote.audio's `Model.setup` builds a new one
+for the new task (`SpeakerEmbeddingTask.setup_loss_func`), so a
+classifier-based loss gets a freshly initialised classifier sized for the new
+speakers.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import List, Tuple, Union
+
+import torch
+from pyannote.audio.core.model import Model
+
+from .experiment import ConfigError, Experiment
+from .models import get_architecture
+
+PathLike = Union[str, os.PathLike]
+
+#: prefix of the training loss' parameters in checkpoints (see SpeakerEmbeddingTask.setup_loss_func)
+LOSS_PREFIX = "loss_func."
+
+#: front-end module(s) of each architecture, frozen by `--freeze-frontend`
+FRONTENDS = {"SincTDNN": ["sincnet"]}
+
+
+class PretrainedCheckpoint:
+    """A checkpoint to fine-tune from
+
+    Parameters
+    ----------
+    path : str or Path
+        Checkpoint written by ``pyannote-audio-emb train`` (``.ckpt``).
+
+    Attributes
+    ----------
+    architecture : type
+        Model class of the checkpoint.
+    hyper_parameters : dict
+        Its constructor arguments (stride, channels, dimension, ...).
+    state_dict : dict
+        Weights of the embedding network (without the loss' parameters).
+
+    Raises
+    ------
+    FileNotFoundError
+        When `path` does not exist.
+    ValueError
+        When it is not a pyannote.audio model checkpoint.
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"No pretrained checkpoint '{self.path}': pass a .ckpt written by "
+                "`pyannote-audio-emb train` (e.g. EXPERIMENT_DIR/checkpoints/best.ckpt)."
+            )
+        try:
+            checkpoint = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise ValueError(f"Could not read pretrained checkpoint '{self.path}': {e}") from e
+        missing = [key for key in ("state_dict", "hyper_parameters", "pyannote.audio") if key not in checkpoint]
+        if missing:
+            raise ValueError(
+                f"'{self.path}' is not a pyannote.audio model checkpoint (no {', '.join(missing)})."
+            )
+        architecture = checkpoint["pyannote.audio"]["architecture"]
+        self.architecture = get_architecture(f"{architecture['module']}.{architecture['class']}")
+        self.hyper_parameters = dict(checkpoint["hyper_parameters"])
+        self.state_dict = {
+            key: value for key, value in checkpoint["state_dict"].items() if not key.startswith(LOSS_PREFIX)
+        }
+
+    def architecture_params(self, experiment: Experiment) -> Tuple[dict, dict]:
+        """Architecture parameters to build the model with: the checkpoint's win over config.yml's
+
+        Parameters
+        ----------
+        experiment : Experiment
+
+        Returns
+        -------
+        params : dict
+            config.yml's architecture.params updated with the checkpoint's hyper-parameters.
+        overridden : dict
+            {name: (config value, checkpoint value)} of the config.yml values that differ.
+
+        Raises
+        ------
+        ConfigError
+            When config.yml's architecture is not the checkpoint's.
+        """
+        section = experiment.config["architecture"]
+        Klass = get_architecture(section["name"])
+        if Klass is not self.architecture:
+            raise ConfigError(
+                f"{experiment.directory / 'config.yml'}: architecture '{section['name']}' "
+                f"({Klass.__module__}.{Klass.__name__}) does not match the pretrained checkpoint "
+                f"'{self.path}' ({self.architecture.__module__}.{self.architecture.__name__}): "
+                "set architecture.name to the checkpoint's."
+            )
+        overridden = {
+            name: (value, self.hyper_parameters[name])
+            for name, value in section["params"].items()
+            if name in self.hyper_parameters and value != self.hyper_parameters[name]
+        }
+        return {**section["params"], **self.hyper_parameters}, overridden
+
+
+def build_pretrained_model(experiment: Experiment, task, pretrained: PretrainedCheckpoint) -> Tuple[Model, dict]:
+    """Instantiate the checkpoint's architecture for `task`, with its pretrained weights
+
+    Parameters
+    ----------
+    experiment : Experiment
+    task : SpeakerEmbeddingTask
+    pretrained : PretrainedCheckpoint
+
+    Returns
+    -------
+    model : Model
+        With the pretrained embedding network; the loss is built later, by
+        `Model.setup`, for `task`'s speakers.
+    overridden : dict
+        config.yml architecture parameters overridden by the checkpoint's
+        (see :meth:`PretrainedCheckpoint.architecture_params`).
+    """
+    params, overridden = pretrained.architecture_params(experiment)
+    if overridden:
+        warnings.warn(
+            f"Fine-tuning '{pretrained.path}': its architecture hyper-parameters override "
+            f"{experiment.directory / 'config.yml'}'s: "
+            + ", ".join(f"{name}={new!r} (config: {old!r})" for name, (old, new) in overridden.items())
+            + "."
+        )
+    model = pretrained.architecture(task=task, **params)
+    try:
+        model.load_state_dict(pretrained.state_dict, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"Could not load the weights of '{pretrained.path}' into {type(model).__name__}: {e}") from e
+    return model, overridden
+
+
+def freeze_frontend(model: Model) -> List[str]:
+    """Freeze the front-end (SincNet filters and convolutions) of `model`
+
+    Parameters
+    ----------
+    model : Model
+
+    Returns
+    -------
+    frozen : list of str
+        Names of the frozen modules.
+
+    Raises
+    ------
+    ValueError
+        When the architecture has no known front-end.
+    """
+    modules = FRONTENDS.get(type(model).__name__)
+    if modules is None:
+        raise ValueError(
+            f"--freeze-frontend: no known front-end for architecture {type(model).__name__} "
+            f"(known: {', '.join(FRONTENDS)})."
+        )
+    return model.freeze_by_name(modules)

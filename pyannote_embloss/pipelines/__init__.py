@@ -1,0 +1,34 @@
+"""pyannote.audio pipelines with pyannote-embloss embeddings
+
+- :class:`SpeakerDiarization`: pyannote.audio's speaker diarization pipeline
+  with a pyannote-embloss checkpoint as embedding, agglomerative clustering
+  and no PLDA, instantiated with default hyper-parameters.
+- :func:`train_segmentation`: trains a small PyanNet segmentation model
+  offline (by default on pyannote.audio's bundled sample), for machines that
+  cannot download pyannote/segmentation-3.0.
+- :func:`oracle_der`: diarization error rate of reference speech turns
+  clustered with the embeddings (how good the embeddings are for diarization).
+
+Command line::
+
+    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT [--rttm R --audio A]
+    python -m pyannote_embloss.pipelines train-segmentation OUTPUT.ckpt
+    python -m pyannote_embloss.pipelines diarize CHECKPOINT AUDIO --segmentation S
+"""
+
+from .diarization import DEFAULT_CLUSTERING, NoPLDA, SpeakerDiarization
+from .oracle import cluster_turns, oracle_der, oracle_diarization
+from .segmentation import SAMPLE_PROTOCOL, sample_file, sample_protocol, train_segmentation
+
+__all__ = [
+    "DEFAULT_CLUSTERING",
+    "NoPLDA",
+    "SAMPLE_PROTOCOL",
+    "SpeakerDiarization",
+    "cluster_turns",
+    "oracle_der",
+    "oracle_diarization",
+    "sample_file",
+    "sample_protocol",
+    "train_segmentation",
+]

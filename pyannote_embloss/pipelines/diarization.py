@@ -1,0 +1,168 @@
+"""pyannote.audio's speaker diarization pipeline, with a pyannote-embloss embedding
+
+>>> from pyannote_embloss.pipelines import SpeakerDiarization
+>>> pipeline = SpeakerDiarization(
+...     embedding="experiments/aam/checkpoints/best.ckpt",
+...     segmentation="/path/to/segmentation-3.0/pytorch_model.bin",
+... )
+>>> output = pipeline("audio.wav")          # or pipeline("audio.wav", num_speakers=2)
+>>> for turn, _, speaker in output.speaker_diarization.itertracks(yield_label=True): ...
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+from pyannote.audio.core.model import Model
+from pyannote.audio.core.plda import PLDA
+from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization as PyannoteSpeakerDiarization
+from pyannote.audio.pipelines.utils import PipelineModel, get_model
+
+from ..inference import load_model
+
+#: clustering algorithms that need no PLDA (pyannote.audio.pipelines.clustering.Clustering)
+CLUSTERINGS = ("AgglomerativeClustering", "KMeansClustering", "OracleClustering")
+
+#: agglomerative clustering hyper-parameters used by default: average linkage
+#: of cosine distances, cut at `threshold` (a cosine distance)
+DEFAULT_CLUSTERING = {"method": "average", "min_cluster_size": 12, "threshold": 0.5}
+
+
+class NoPLDA(PLDA):
+    """What `SpeakerDiarization` passes as pyannote's mandatory `plda` argument
+
+    pyannote.audio's pipeline always loads a PLDA (by default from the Hugging
+    Face hub), but only VBx clustering uses it, and it must be fitted to the
+    embedding space: a pyannote-embloss embedding has none. This placeholder
+    holds no parameters and refuses to be used.
+    """
+
+    def __init__(self):
+        self.lda_dimension = 0
+
+    def __call__(self, embeddings: np.ndarray):
+        raise RuntimeError(
+            "pyannote-embloss embeddings have no PLDA: use AgglomerativeClustering "
+            "(the default of pyannote_embloss.pipelines.SpeakerDiarization), not VBxClustering."
+        )
+
+
+def _embedding_model(embedding: Union[PipelineModel, os.PathLike]) -> Model:
+    """Embedding Model from a Model, a checkpoint, an experiment directory or a get_model dict"""
+    if isinstance(embedding, (str, os.PathLike)):
+        return load_model(Path(embedding))
+    return get_model(embedding)
+
+
+class SpeakerDiarization(PyannoteSpeakerDiarization):
+    """pyannote.audio speaker diarization with a pyannote-embloss embedding and no PLDA
+
+    The pipeline of pyannote.audio 4 (`pyannote.audio.pipelines.SpeakerDiarization`):
+    local speaker segmentation on sliding windows, one embedding per (window,
+    local speaker) pooled over that speaker's frames (SincTDNN accepts the
+    frame weights), clustering of the embeddings, then reconstruction. The
+    differences are
+
+    * `embedding` is a checkpoint trained with ``pyannote-audio-emb train``
+      (or an experiment directory, or a Model);
+    * clustering is agglomerative (cosine) by default: VBx clustering, the
+      default of pyannote.audio, needs a PLDA fitted to the embedding space,
+      which pyannote-embloss embeddings do not have (``plda`` is not
+      loaded, hence no download);
+    * nothing defaults to a model of the Hugging Face hub: `segmentation` is
+      required;
+    * it is instantiated with default hyper-parameters
+      (:data:`DEFAULT_CLUSTERING`), so that it runs out of the box. Tune them
+      for your data with ``pipeline.instantiate(...)`` or pyannote.pipeline's
+      `Optimizer`, e.g. ``pipeline.instantiate({"segmentation": {"min_duration_off": 0.0},
+      "clustering": {"method": "average", "min_cluster_size": 12, "threshold": 0.4}})``.
+
+    Parameters
+    ----------
+    embedding : str, Path, Model or dict
+        pyannote-embloss checkpoint (``.ckpt``) or experiment directory, or
+        anything `pyannote.audio.pipelines.utils.get_model` accepts.
+    segmentation : Model, str, Path or dict
+        Speaker segmentation model, as `get_model` accepts it: a Model
+        instance, the path of a local checkpoint (e.g. a downloaded copy of
+        pyannote/segmentation-3.0's ``pytorch_model.bin``, or a ``.ckpt``), or
+        ``{"checkpoint": ..., "map_location": ...}``. Without network access,
+        :func:`pyannote_embloss.pipelines.train_segmentation` trains a small
+        (demonstration) one offline.
+    clustering : {"AgglomerativeClustering", "KMeansClustering", "OracleClustering"}, optional
+        Defaults to "AgglomerativeClustering". KMeans needs `num_speakers`.
+    segmentation_step : float, optional
+        Step of the segmentation sliding window, as a ratio of its duration.
+        Defaults to 0.1.
+    embedding_exclude_overlap : bool, optional
+        Exclude overlapped speech from embeddings. Defaults to False.
+    embedding_batch_size, segmentation_batch_size : int, optional
+        Defaults to 32.
+    der_variant : dict, optional
+        Variant of the diarization error rate to optimize ("collar", "skip_overlap").
+    legacy : bool, optional
+        Return the diarization Annotation only (instead of pyannote's `DiarizeOutput`).
+        Defaults to False.
+
+    Usage
+    -----
+    >>> pipeline = SpeakerDiarization(embedding="best.ckpt", segmentation="segmentation.ckpt")
+    >>> output = pipeline({"uri": "sample", "audio": "sample.wav"})
+    >>> output.speaker_diarization   # pyannote.core.Annotation
+    """
+
+    def __init__(
+        self,
+        embedding: Union[PipelineModel, os.PathLike],
+        segmentation: Union[PipelineModel, os.PathLike],
+        clustering: str = "AgglomerativeClustering",
+        segmentation_step: float = 0.1,
+        embedding_exclude_overlap: bool = False,
+        embedding_batch_size: int = 32,
+        segmentation_batch_size: int = 32,
+        der_variant: Optional[dict] = None,
+        legacy: bool = False,
+    ):
+        if clustering not in CLUSTERINGS:
+            hint = (
+                " VBxClustering needs a PLDA fitted to the embedding space, which pyannote-embloss "
+                "embeddings do not have."
+                if clustering == "VBxClustering"
+                else ""
+            )
+            raise ValueError(f"Unsupported clustering '{clustering}': use one of {', '.join(CLUSTERINGS)}.{hint}")
+        if isinstance(segmentation, os.PathLike):
+            segmentation = str(segmentation)
+        if isinstance(segmentation, str) and Path(segmentation).suffix in (".ckpt", ".bin", ".pt") and not Path(
+            segmentation
+        ).expanduser().exists():
+            raise FileNotFoundError(
+                f"No segmentation checkpoint '{segmentation}': pass a local checkpoint (e.g. a copy of "
+                "pyannote/segmentation-3.0's pytorch_model.bin), a Model, or train a small one with "
+                "pyannote_embloss.pipelines.train_segmentation."
+            )
+
+        super().__init__(
+            legacy=legacy,
+            segmentation=segmentation,
+            segmentation_step=segmentation_step,
+            embedding=_embedding_model(embedding),
+            embedding_exclude_overlap=embedding_exclude_overlap,
+            plda=NoPLDA(),
+            clustering=clustering,
+            embedding_batch_size=embedding_batch_size,
+            segmentation_batch_size=segmentation_batch_size,
+            der_variant=der_variant,
+        )
+        self.instantiate(self.default_parameters())
+
+    def default_parameters(self) -> dict:
+        """Hyper-parameters the pipeline is instantiated with"""
+        segmentation = {"min_duration_off": 0.0}
+        if not self._segmentation.model.specifications.powerset:
+            segmentation["threshold"] = 0.5
+        clustering = dict(DEFAULT_CLUSTERING) if self.klustering == "AgglomerativeClustering" else {}
+        return {"segmentation": segmentation, "clustering": clustering}

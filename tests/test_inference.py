@@ -1,0 +1,120 @@
+"""Quick usage, as in the paper: torch.hub / pyannote_embloss.load, then cdist
+
+Real SpeechOcean762 audio and the session's trained checkpoint.
+"""
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pyannote.core import Segment, SlidingWindowFeature
+from scipy.spatial.distance import cdist
+
+import pyannote_embloss
+from pyannote_embloss.audio import AudioDecodingError
+from pyannote_embloss.evaluation.extraction import embed_files
+from pyannote_embloss.inference import SpeakerEmbedding, load_model
+from pyannote_embloss.protocols import get_protocol
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(trained_experiment) -> Path:
+    return trained_experiment / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="module")
+def test_files(speechocean762_yml):
+    """{speaker: [audio paths]}: 4 utterances of 10 test speakers (never seen in training)"""
+    files = {}
+    for file in get_protocol(PROTOCOL, database_yml=speechocean762_yml).test():
+        files.setdefault(file["annotation"].labels()[0], []).append(str(file["audio"]))
+    return {speaker: sorted(paths)[:4] for speaker, paths in sorted(files.items())[:10]}
+
+
+def test_torch_hub_and_load_give_the_same_callable_model(checkpoint, test_files):
+    hub = torch.hub.load(str(REPOSITORY), "emb", source="local", checkpoint=str(checkpoint))
+    model = pyannote_embloss.load(checkpoint)
+    assert isinstance(hub, SpeakerEmbedding) and isinstance(model, SpeakerEmbedding)
+    assert not hasattr(model.model, "loss_func")  # inference model: no classifier
+
+    path = next(iter(test_files.values()))[0]
+    embeddings = model({"audio": path})
+    assert isinstance(embeddings, SlidingWindowFeature)
+    np.testing.assert_allclose(hub({"audio": path}).data, embeddings.data, atol=1e-5)
+
+    # window = training chunk duration (2 s, from the checkpoint), step = a quarter of it
+    window = embeddings.sliding_window
+    assert window.duration == pytest.approx(2.0) and window.step == pytest.approx(0.5)
+    num_samples = model.model.audio({"audio": path})[0].shape[-1]
+    assert num_samples > 32000
+    assert embeddings.data.shape == ((num_samples - 32000) // 8000 + 1, 128)
+    # the last window ends within the file
+    assert window[len(embeddings.data) - 1].end <= num_samples / 16000 + 1e-6
+
+
+def test_paper_usage_same_speaker_pairs_are_closer(checkpoint, test_files):
+    model = pyannote_embloss.load(checkpoint)
+    embeddings = {path: model({"audio": path}) for paths in test_files.values() for path in paths}
+    speaker = {path: s for s, paths in test_files.items() for path in paths}
+    same, different = [], []
+    for file1, file2 in itertools.combinations(sorted(embeddings), 2):
+        # exactly the paper's usage, on two SlidingWindowFeature
+        distance = np.mean(cdist(embeddings[file1], embeddings[file2], metric="cosine"))
+        (same if speaker[file1] == speaker[file2] else different).append(distance)
+    assert len(same) == 10 * 6 and len(different) == 45 * 16
+    print(f"mean cosine distance: same speaker {np.mean(same):.4f}, different speakers {np.mean(different):.4f}")
+    assert np.mean(same) < np.mean(different)
+
+
+def test_whole_window_matches_evaluation_embeddings(checkpoint, test_files):
+    paths = [paths[0] for paths in test_files.values()][:3]
+    model = pyannote_embloss.load(checkpoint, window="whole")
+    whole = np.stack([model(path) for path in paths])  # a plain path works too
+    assert whole.shape == (3, 128)
+    # the same embeddings as `pyannote-audio-emb evaluate`
+    np.testing.assert_allclose(whole, embed_files(load_model(checkpoint), paths, progress=False), atol=1e-5)
+
+
+def test_crop_options_and_waveform_input(checkpoint, test_files):
+    path = next(iter(test_files.values()))[0]
+    model = pyannote_embloss.load(checkpoint, duration=1.0, step=0.25)
+    assert model.duration == 1.0 and model.step == 0.25
+
+    excerpt = model.crop({"audio": path}, Segment(0.5, 2.0))
+    assert isinstance(excerpt, SlidingWindowFeature)
+    # windows of 1 s every 0.25 s over 1.5 s, timed from the start of the file
+    assert excerpt.data.shape == (3, 128)
+    assert excerpt.sliding_window[0].start == pytest.approx(0.5)
+    assert excerpt.sliding_window[2].end == pytest.approx(2.0)
+
+    # an in-memory waveform gives the same embeddings as its file
+    waveform, sample_rate = model.model.audio({"audio": path})
+    from_waveform = model({"waveform": waveform, "sample_rate": sample_rate})
+    np.testing.assert_allclose(from_waveform.data, model(path).data, atol=1e-5)
+
+    # a file shorter than the window gets one window covering it
+    short = model.crop(path, Segment(0.0, 0.6))
+    assert short.data.shape == (1, 128) and short.sliding_window.duration == pytest.approx(0.6)
+
+    whole = pyannote_embloss.load(checkpoint, window="whole")
+    assert whole.crop(path, Segment(0.5, 2.0)).shape == (128,)
+
+
+def test_clear_errors(checkpoint, tmp_path):
+    with pytest.raises(FileNotFoundError, match="No checkpoint"):
+        pyannote_embloss.load(tmp_path / "missing.ckpt")
+    with pytest.raises(ValueError, match="Unknown window 'full'"):
+        pyannote_embloss.load(checkpoint, window="full")
+    with pytest.raises(ValueError, match="sliding window options"):
+        pyannote_embloss.load(checkpoint, window="whole", step=0.5)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(AudioDecodingError, match="bad.wav"):
+        pyannote_embloss.load(checkpoint)({"audio": str(bad)})
+    # an experiment directory is accepted in place of its best checkpoint
+    assert pyannote_embloss.load(checkpoint.parents[1]).dimension == 128
