@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from pyannote.audio.core.io import AudioFile
 from pyannote.audio.core.model import Model
+from pyannote.audio.core.task import UnknownSpecificationsError
 from pyannote.core import Segment, SlidingWindowFeature
 
 from .audio import load_audio
@@ -120,10 +121,21 @@ class SpeakerEmbedding:
         model.eval()
         self.model = model
         self.window = window
-        self.duration = duration or model.specifications.duration
-        self.step = step or self.duration / 4
-        if self.duration <= 0 or self.step <= 0:
-            raise ValueError(f"Window duration and step must be positive (got duration={self.duration}, step={self.step}).")
+        self.duration = self.step = None
+        if window == "sliding":
+            if duration is None:
+                try:
+                    duration = model.specifications.duration
+                except (AttributeError, UnknownSpecificationsError):
+                    raise ValueError(
+                        f"{type(model).__name__} has no training specifications (it was not loaded from a "
+                        "checkpoint): pass the sliding window `duration`."
+                    ) from None
+            self.duration, self.step = duration, step or duration / 4
+            if self.duration <= 0 or self.step <= 0:
+                raise ValueError(
+                    f"Window duration and step must be positive (got duration={self.duration}, step={self.step})."
+                )
         self.batch_size = batch_size
 
     @property

@@ -11,7 +11,7 @@
 
 Command line::
 
-    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT [--rttm R --audio A]
+    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT [--rttm R --audio A | --conversations N]
     python -m pyannote_embloss.pipelines train-segmentation OUTPUT.ckpt
     python -m pyannote_embloss.pipelines diarize CHECKPOINT AUDIO --segmentation S
 """

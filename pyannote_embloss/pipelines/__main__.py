@@ -1,6 +1,6 @@
 """Command line of pyannote_embloss.pipelines
 
-    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT [--rttm R --audio A] [--json OUT]
+    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT [--rttm R --audio A | --conversations N] [--json OUT]
     python -m pyannote_embloss.pipelines train-segmentation OUTPUT.ckpt
     python -m pyannote_embloss.pipelines diarize CHECKPOINT AUDIO --segmentation S [--num-speakers N]
 """
@@ -36,10 +36,18 @@ def oracle_der_command(
     checkpoint: Path = CheckpointArg,
     rttm: Optional[Path] = typer.Option(None, help="Reference RTTM. Defaults to pyannote.audio's sample.rttm."),
     audio: Optional[Path] = typer.Option(None, help="Audio file of the RTTM's (single) uri. Required with --rttm."),
+    conversations: int = typer.Option(
+        0, help="Instead, N synthetic 3-speaker conversations of SpeechOcean762 test speakers (see --database)."
+    ),
+    database: Optional[str] = typer.Option(
+        None, "--database", help="database.yml of SpeechOcean762.SpeakerVerification.Default (with --conversations)."
+    ),
     method: str = typer.Option("average", help="Agglomerative clustering linkage."),
     output: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this JSON file."),
 ):
     """DER of reference speech turns clustered with the checkpoint's embeddings (oracle number of speakers)."""
+    import tempfile
+
     from pyannote.core import Segment, Timeline
     from pyannote.database.util import load_rttm
 
@@ -48,7 +56,17 @@ def oracle_der_command(
     from .oracle import oracle_der
     from .segmentation import sample_file
 
-    if rttm is None:
+    workdir = tempfile.TemporaryDirectory()
+    if conversations > 0:
+        if rttm is not None:
+            raise ValueError("--conversations and --rttm are exclusive: choose one.")
+        from ..protocols import get_protocol
+        from .conversations import make_conversations
+
+        protocol = get_protocol("SpeechOcean762.SpeakerVerification.Default", database_yml=database)
+        utterances = [(f["annotation"].labels()[0], str(f["audio"])) for f in protocol.test()]
+        files = make_conversations(utterances, workdir.name, num_conversations=conversations)
+    elif rttm is None:
         if audio is not None:
             raise ValueError("--audio needs --rttm (the reference of that audio file).")
         files = [sample_file()]
@@ -63,7 +81,8 @@ def oracle_der_command(
         files = [{"uri": uri, "audio": str(audio), "annotation": annotation,
                   "annotated": Timeline([Segment(0.0, extent.end)], uri=uri)}]
 
-    report = oracle_der(load_model(checkpoint), files, method=method)
+    with workdir:
+        report = oracle_der(load_model(checkpoint), files, method=method)
     report["checkpoint"] = str(checkpoint)
     for file in report["files"]:
         typer.echo(

@@ -8,7 +8,10 @@ and the resulting diarization is scored with pyannote.metrics'
 error left is speaker confusion caused by the embeddings (and by overlapping
 speech, which a single label per turn cannot always fix).
 
-    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT [--rttm R --audio A]
+    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT             # pyannote's sample.wav
+    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT --rttm R --audio A
+    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT --conversations 6 [--database YML]
+        # synthetic conversations of SpeechOcean762 test speakers (in-domain)
 """
 
 from __future__ import annotations
