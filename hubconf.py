@@ -11,33 +11,18 @@
 dependencies = ["torch", "pyannote.audio"]
 
 
-def emb(checkpoint, window="sliding", duration=None, step=None, device=None, batch_size=32):
-    """Speaker embedding trained with pyannote-embloss
+def emb(checkpoint, **kwargs):
+    """Speaker embedding trained with pyannote-embloss: see :func:`pyannote_embloss.load`
 
     Parameters
     ----------
     checkpoint : str or Path
         Checkpoint (``.ckpt``) written by ``pyannote-audio-emb train``, or an
         experiment directory (its ``checkpoints/best.ckpt``).
-    window : {"sliding", "whole"}, optional
-        "sliding" (default): one embedding per window, as a SlidingWindowFeature;
-        "whole": one embedding per file.
-    duration, step : float, optional
-        Sliding window duration and step, in seconds. Default to the
-        checkpoint's training chunk duration, and a quarter of it.
-    device : str or torch.device, optional
-        Defaults to CPU.
-    batch_size : int, optional
-        Number of windows embedded at once. Defaults to 32.
-
-    Returns
-    -------
-    model : pyannote_embloss.inference.SpeakerEmbedding
-        ``model(file)`` embeds a whole file, ``model.crop(file, segment)`` an excerpt.
+    **kwargs
+        window ("sliding" or "whole"), duration, step, device, batch_size.
     """
     # importing pyannote_embloss first turns pyannote.audio telemetry off by default
     import pyannote_embloss
 
-    return pyannote_embloss.load(
-        checkpoint, window=window, duration=duration, step=step, device=device, batch_size=batch_size
-    )
+    return pyannote_embloss.load(checkpoint, **kwargs)

@@ -15,7 +15,7 @@ from .version import __version__  # noqa: E402
 __all__ = ["__version__", "load"]
 
 
-def load(checkpoint, window="sliding", duration=None, step=None, device=None, batch_size=32):
+def load(checkpoint, **kwargs):
     """Load a trained checkpoint as a callable speaker embedding (the paper's quick usage)
 
     >>> model = pyannote_embloss.load("experiments/aam/checkpoints/best.ckpt")
@@ -23,28 +23,9 @@ def load(checkpoint, window="sliding", duration=None, step=None, device=None, ba
     >>> emb2 = model({"audio": "/path/to/2.wav"})
     >>> distance = np.mean(cdist(emb1, emb2, metric="cosine"))
 
-    Parameters
-    ----------
-    checkpoint : str, Path or Model
-        Checkpoint (``.ckpt``) written by ``pyannote-audio-emb train``, or an
-        experiment directory (its ``checkpoints/best.ckpt``), or a Model.
-    window : {"sliding", "whole"}, optional
-        "sliding" (default): one embedding per window, as a (num_windows,
-        dimension) `SlidingWindowFeature`. "whole": one (dimension, )
-        embedding per file.
-    duration, step : float, optional
-        Sliding window duration and step, in seconds. Default to the
-        checkpoint's training chunk duration, and a quarter of it.
-    device : str or torch.device, optional
-        Defaults to CPU.
-    batch_size : int, optional
-        Number of windows embedded at once. Defaults to 32.
-
-    Returns
-    -------
-    model : pyannote_embloss.inference.SpeakerEmbedding
-        ``model(file)`` embeds a whole file, ``model.crop(file, segment)`` an excerpt.
+    Keyword arguments (window, duration, step, device, batch_size) are those of
+    :func:`pyannote_embloss.inference.load`.
     """
     from .inference import load as _load  # lazy: pyannote.audio is imported after the telemetry default
 
-    return _load(checkpoint, window=window, duration=duration, step=step, device=device, batch_size=batch_size)
+    return _load(checkpoint, **kwargs)
