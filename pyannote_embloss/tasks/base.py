@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import math
+from functools import partial
 from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pyannote.audio.core.task import Problem, Resolution, Specifications, Subsets, Task
+from pyannote.audio.core.task import (
+    Problem,
+    Resolution,
+    Specifications,
+    Subsets,
+    Task,
+    ValDataset,
+)
 from pyannote.audio.tasks.embedding.mixins import (
     SupervisedRepresentationLearningTaskMixin,
 )
@@ -304,14 +311,13 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         if not self.has_validation_trials:
             # Lightning 2.6 rejects None: an empty list means "no validation"
             return []
-        loader = super().val_dataloader()
         # whole files of different durations: one file per batch
         return DataLoader(
-            loader.dataset,
+            ValDataset(self),
             batch_size=1,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            collate_fn=loader.collate_fn,
+            collate_fn=partial(self.collate_fn, stage="val"),
         )
 
     def validation_step(self, batch, batch_idx: int):
