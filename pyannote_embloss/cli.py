@@ -58,6 +58,20 @@ def _user_errors(function):
     return wrapper
 
 
+def _prepare_default_data(experiment_dirs, protocol: Optional[str], database: Optional[str]) -> None:
+    """Generate the default corpus' protocol files if missing (fresh clone), from the local corpus"""
+    from .experiment import Experiment
+    from .protocols import prepare_if_missing
+
+    names = {protocol} if protocol else set()
+    if not protocol:
+        for directory in experiment_dirs:
+            if (Path(directory) / "config.yml").is_file():
+                names.add(Experiment.load(directory).protocol_name())
+    for name in sorted(names):
+        prepare_if_missing(name, database)
+
+
 @app.command()
 @_user_errors
 def prepare(
@@ -101,6 +115,7 @@ def train(
     from .training import train as train_experiment
 
     experiment = Experiment.load(experiment_dir)
+    _prepare_default_data([experiment_dir], protocol, database)
     summary = train_experiment(
         experiment,
         protocol=protocol,
@@ -133,8 +148,10 @@ def evaluate(
     from .evaluation.verification import evaluate as evaluate_experiment
     from .experiment import Experiment
 
+    experiment = Experiment.load(experiment_dir)
+    _prepare_default_data([experiment_dir], protocol, database)
     results = evaluate_experiment(
-        Experiment.load(experiment_dir),
+        experiment,
         protocol=protocol,
         subset=subset,
         database=database,
@@ -180,6 +197,7 @@ def compare(
     directories = [
         Path(a) for a in arguments if not Path(a).is_dir() or (Path(a) / "config.yml").is_file()
     ]
+    _prepare_default_data(directories, protocol, database)
     paths = compare_experiments(
         directories,
         output=output,

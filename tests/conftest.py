@@ -82,3 +82,9 @@ def trained_experiment(tmp_path_factory: pytest.TempPathFactory, speechocean762_
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return experiment
+
+
+@pytest.fixture(scope="session")
+def checkpoint(trained_experiment: Path) -> Path:
+    """best.ckpt of the session's trained experiment"""
+    return trained_experiment / "checkpoints" / "best.ckpt"

@@ -2,8 +2,6 @@
 
 import csv
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,26 +13,12 @@ from pyannote_embloss.inference import load_model
 from pyannote_embloss.pipelines import SAMPLE_PROTOCOL, sample_protocol
 from pyannote_embloss.protocols import get_protocol
 
-PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "pyannote_embloss.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
-    )
+from helpers import PROTOCOL, run_cli
 
 
 def read_index(output):
     with open(output / "index.csv", newline="") as f:
         return {row["uri"]: row for row in csv.DictReader(f)}
-
-
-@pytest.fixture(scope="module")
-def checkpoint(trained_experiment):
-    return trained_experiment / "checkpoints" / "best.ckpt"
 
 
 @pytest.fixture(scope="module")

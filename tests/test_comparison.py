@@ -2,10 +2,9 @@
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
+
+from helpers import PROTOCOL, run_cli
 
 
 def test_compare_writes_tables_and_det_plot(trained_experiment, speechocean762_yml, tmp_path):
@@ -19,11 +18,9 @@ def test_compare_writes_tables_and_det_plot(trained_experiment, speechocean762_y
     output = tmp_path / "comparison"
 
     def compare(*experiments):
-        return subprocess.run(
-            [sys.executable, "-m", "pyannote_embloss.cli", "compare", *map(str, experiments),
-             "SpeechOcean762.SpeakerVerification.Default", "--no-train", "--no-progress",
-             "--database", str(speechocean762_yml), "--output", str(output)],
-            capture_output=True, text=True, env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
+        return run_cli(
+            "compare", *experiments, PROTOCOL, "--no-train", "--no-progress",
+            "--database", speechocean762_yml, "--output", output,
         )
 
     # --no-train refuses an untrained experiment, and writes nothing

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_cli
+
 # the experiment is trained once per session by the `trained_experiment` fixture
 # (tests/conftest.py: SMALL_EXPERIMENT_CONFIG)
 
@@ -70,17 +72,6 @@ FRESH_PROCESS = textwrap.dedent(
     }))
     """
 )
-
-
-def run_cli(*args, cwd=None):
-    result = subprocess.run(
-        [sys.executable, "-m", "pyannote_embloss.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
-    )
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,5 @@
 """`pyannote-audio-emb export EXPERIMENT_DIR --onnx OUT.onnx`: same embeddings in onnxruntime"""
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -14,16 +11,7 @@ from pyannote_embloss.audio import load_audio
 from pyannote_embloss.inference import load_model
 from pyannote_embloss.protocols import get_protocol
 
-PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "pyannote_embloss.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
-    )
+from helpers import PROTOCOL, run_cli
 
 
 @pytest.fixture(scope="module")

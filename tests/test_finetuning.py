@@ -6,9 +6,6 @@ utterances 1-6 for training, 7-10 for test trials.
 """
 
 import json
-import os
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -21,6 +18,8 @@ from pyannote_embloss.inference import load_model
 from pyannote_embloss.protocols import get_protocol
 from pyannote_embloss.protocols.new_speakers import PROTOCOL, prepare_new_speakers
 from pyannote_embloss.tasks import get_task_class
+
+from helpers import run_cli
 
 NUM_SPEAKERS = 50
 
@@ -39,15 +38,6 @@ optimizer:
 trainer:
   max_epochs: 2
 """
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "pyannote_embloss.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
-    )
 
 
 @pytest.fixture(scope="module")

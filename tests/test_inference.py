@@ -18,13 +18,9 @@ from pyannote_embloss.evaluation.extraction import embed_files
 from pyannote_embloss.inference import SpeakerEmbedding, load_model
 from pyannote_embloss.protocols import get_protocol
 
+from helpers import PROTOCOL
+
 REPOSITORY = Path(__file__).resolve().parents[1]
-PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(trained_experiment) -> Path:
-    return trained_experiment / "checkpoints" / "best.ckpt"
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,15 @@
 
 import pytest
 import torch
-from lightning import Trainer, seed_everything
+from lightning import seed_everything
 
 from pyannote_embloss.models import SincTDNN
 from pyannote_embloss.protocols import get_protocol
 from pyannote_embloss.tasks import TASKS
 from pyannote_embloss.training import configure_optimizer
 
-PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
+from helpers import PROTOCOL, quiet_trainer
+
 NUM_SPEAKERS = 8
 
 
@@ -45,14 +46,7 @@ def test_short_training_lowers_the_loss(name, eight_speakers_yml, tmp_path):
     )
     model = SincTDNN(task=task, stride=10, channels=[64, 64, 64, 64, 128], dimension=32)
     configure_optimizer(model, "Adam", {"lr": 0.003})
-    trainer = Trainer(
-        max_epochs=1,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-        enable_checkpointing=False,
-    )
+    trainer = quiet_trainer(tmp_path, enable_checkpointing=False)
     # a fixed batch, drawn by the task's own sampler, scored before and after training
     task.prepare_data()
     model.setup()

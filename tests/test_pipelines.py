@@ -6,10 +6,7 @@
 """
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 from pyannote.audio import Model
@@ -23,21 +20,7 @@ from pyannote_embloss.pipelines import SpeakerDiarization, oracle_der, sample_fi
 from pyannote_embloss.pipelines.conversations import make_conversations
 from pyannote_embloss.protocols import get_protocol
 
-PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
-
-
-def run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
-    )
-
-
-@pytest.fixture(scope="module")
-def checkpoint(trained_experiment):
-    return trained_experiment / "checkpoints" / "best.ckpt"
+from helpers import PROTOCOL, run_module
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +73,7 @@ def test_pipeline_accepts_model_instances_and_refuses_vbx(checkpoint, segmentati
 
 def test_diarize_command_writes_rttm(checkpoint, segmentation, tmp_path):
     rttm = tmp_path / "sample.rttm"
-    result = run(
+    result = run_module(
         "pyannote_embloss.pipelines", "diarize", checkpoint, sample_file()["audio"],
         "--segmentation", segmentation, "--num-speakers", "2", "--rttm", rttm,
     )
@@ -101,7 +84,7 @@ def test_diarize_command_writes_rttm(checkpoint, segmentation, tmp_path):
 
 def test_oracle_der_on_sample(checkpoint, tmp_path):
     output = tmp_path / "oracle.json"
-    result = run("pyannote_embloss.pipelines", "oracle-der", checkpoint, "--json", output)
+    result = run_module("pyannote_embloss.pipelines", "oracle-der", checkpoint, "--json", output)
     assert result.returncode == 0, result.stderr[-3000:]
     print(result.stdout)
     report = json.loads(output.read_text())

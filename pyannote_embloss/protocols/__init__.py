@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import string
+import sys
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -40,6 +41,7 @@ __all__ = [
     "find_corpus",
     "get_protocol",
     "prepare",
+    "prepare_if_missing",
 ]
 
 
@@ -244,3 +246,46 @@ def get_protocol(
     all_preprocessors = {"audio": FileFinder(registry=registry)}
     all_preprocessors.update(preprocessors or dict())
     return registry.get_protocol(name, preprocessors=all_preprocessors)
+
+
+def prepare_if_missing(name: str, database_yml: Optional[PathLike] = None) -> bool:
+    """Generate the files of a known corpus' protocol when they are missing
+
+    Only for the repository's own database.yml (the default), and only when
+    the corpus is on this machine (:func:`find_corpus`: nothing is downloaded),
+    so that ``pyannote-audio-emb train experiments/aam`` works on a fresh clone
+    without a separate ``prepare`` step. In every other case nothing happens,
+    and :func:`get_protocol` reports what is missing and how to get it.
+
+    Parameters
+    ----------
+    name : str
+        Protocol name, e.g. "SpeechOcean762.SpeakerVerification.Default".
+    database_yml : str or Path, optional
+        As in :func:`get_protocol`.
+
+    Returns
+    -------
+    prepared : bool
+        Whether the files were generated.
+    """
+    paths = database_ymls(database_yml)
+    if [path.resolve() for path in paths] != [DEFAULT_DATABASE_YML.resolve()]:
+        return False
+    database = name.split(".")[0]
+    module = next((m for m in CORPORA.values() if m.DATABASE == database), None)
+    if module is None:
+        return False
+    try:
+        check_protocol_files(load_registry(paths), name)
+        return False
+    except (FileNotFoundError, ValueError):
+        pass
+    try:
+        root = module.find_corpus()
+    except FileNotFoundError:  # get_protocol will say how to get the corpus
+        return False
+    print(f"{name}: protocol files are missing; generating them from '{root}' "
+          f"(as `{module.PREPARE_COMMAND}` does).", file=sys.stderr, flush=True)
+    module.prepare(root=root)
+    return True

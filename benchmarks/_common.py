@@ -1,0 +1,88 @@
+"""Shared helpers of the benchmark scripts: machine facts, threads, JSON output"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # never phone home
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+OUTPUT_DIR = REPOSITORY / "results" / "benchmarks"
+PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
+
+
+def machine() -> dict:
+    """Facts about the machine and software versions the figures come from"""
+    import numpy
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    try:
+        from importlib.metadata import version
+
+        for package in ("pyannote.audio", "lightning", "pytorch-metric-learning", "torchcodec"):
+            versions[package] = version(package)
+    except Exception:  # metadata of an editable or vendored install may be missing
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+def set_threads(threads: int) -> None:
+    """Use `threads` intra-op threads in torch (and numpy's BLAS where it allows)"""
+    import torch
+
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1 (got {threads}).")
+    torch.set_num_threads(threads)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB"""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(function: Callable, *args, **kwargs) -> tuple[float, object]:
+    """Wall-clock seconds taken by `function(*args, **kwargs)`, and its result"""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def write_results(name: str, results: dict, output: Path | None = None) -> Path:
+    """Write `results` (plus machine facts) atomically to results/benchmarks/<name>.json"""
+    from pyannote_embloss.io import atomic_write_text
+
+    path = Path(output) if output is not None else OUTPUT_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"benchmark": name, "machine": machine(), **results}, indent=2) + "\n")
+    print(f"\nwrote {path}")
+    return path
+
+
+def median(values) -> float:
+    import numpy as np
+
+    return float(np.median(np.asarray(values, dtype=float)))
