@@ -5,10 +5,10 @@ import os
 
 import numpy as np
 import pytest
+from pyannote.audio import Inference
 
 import pyannote_embloss
 from pyannote_embloss.apply import apply, audio_directory_files
-from pyannote_embloss.evaluation.extraction import embed_files
 from pyannote_embloss.inference import load_model
 from pyannote_embloss.pipelines import SAMPLE_PROTOCOL, sample_protocol
 from pyannote_embloss.protocols import get_protocol
@@ -53,8 +53,10 @@ def test_whole_file_embeddings_resume(trained_experiment, checkpoint, audio_dir,
 
     index = read_index(output)
     assert sorted(index) == sorted(test_audio)
+    # reference: pyannote.audio's own whole-file inference (independent of the plugin's batching)
     model = load_model(checkpoint)
-    expected = embed_files(model, [test_audio[uri] for uri in sorted(index)], progress=False)
+    inference = Inference(model, window="whole")
+    expected = [inference(test_audio[uri]) for uri in sorted(index)]
     for (uri, row), embedding in zip(sorted(index.items()), expected):
         assert row["path"] == f"{uri}.npy" and "/" in uri  # uri "SPEAKERxxxx/yyyy" -> subfolder
         data = np.load(output / row["path"])

@@ -17,7 +17,6 @@ from ..audio import load_audio
 MAX_PIECE_DURATION = 60.0
 
 
-@torch.inference_mode()
 def embed_waveform(model: Model, waveform: torch.Tensor, max_piece_duration: float = MAX_PIECE_DURATION) -> np.ndarray:
     """Embedding of a whole (channel, sample) waveform
 
@@ -36,16 +35,8 @@ def embed_waveform(model: Model, waveform: torch.Tensor, max_piece_duration: flo
     -------
     embedding : (dimension, ) np.ndarray
     """
-    waveform = waveform.to(model.device)
-    piece = model.audio.get_num_samples(max_piece_duration)
-    num_samples = waveform.shape[-1]
-    if num_samples <= piece:
-        return model(waveform[None]).squeeze(0).cpu().numpy()
-    num_pieces = -(-num_samples // piece)
-    bounds = np.linspace(0, num_samples, num_pieces + 1).round().astype(int)
-    embeddings = [model(waveform[None, :, s:e]).squeeze(0) for s, e in zip(bounds[:-1], bounds[1:])]
-    lengths = torch.tensor(np.diff(bounds), dtype=torch.float32, device=model.device)
-    return (torch.stack(embeddings) * lengths[:, None] / lengths.sum()).sum(0).cpu().numpy()
+    ((_, embedding),) = iter_embeddings(model, [(None, waveform)], window="whole", max_piece_duration=max_piece_duration)
+    return embedding
 
 
 def embed_files(
@@ -131,7 +122,6 @@ def sliding_windows(
     return starts, window, SlidingWindow(start=0.0, duration=window / sr, step=hop / sr)
 
 
-@torch.inference_mode()
 def embed_sliding_windows_waveform(
     model: Model,
     waveform: torch.Tensor,
@@ -160,16 +150,11 @@ def embed_sliding_windows_waveform(
     embeddings : SlidingWindowFeature
         (num_windows, dimension) embeddings.
     """
-    waveform = waveform.to(model.device)
-    starts, window, frames = sliding_windows(model, waveform.shape[-1], duration, step)
-    data = torch.cat(
-        [
-            model(torch.stack([waveform[:, s : s + window] for s in starts[i : i + batch_size]]))
-            for i in range(0, len(starts), batch_size)
-        ]
+    ((_, embeddings),) = iter_embeddings(
+        model, [(None, waveform)], window="sliding", duration=duration, step=step, batch_size=batch_size
     )
-    frames = SlidingWindow(start=start, duration=frames.duration, step=frames.step)
-    return SlidingWindowFeature(data.cpu().numpy(), frames)
+    frames = embeddings.sliding_window
+    return SlidingWindowFeature(embeddings.data, SlidingWindow(start=start, duration=frames.duration, step=frames.step))
 
 
 def embed_sliding_windows(
