@@ -58,17 +58,11 @@ def _user_errors(function):
     return wrapper
 
 
-def _prepare_default_data(experiment_dirs, protocol: Optional[str], database: Optional[str]) -> None:
+def _prepare_default_data(protocols, database: Optional[str]) -> None:
     """Generate the default corpus' protocol files if missing (fresh clone), from the local corpus"""
-    from .experiment import Experiment
     from .protocols import prepare_if_missing
 
-    names = {protocol} if protocol else set()
-    if not protocol:
-        for directory in experiment_dirs:
-            if (Path(directory) / "config.yml").is_file():
-                names.add(Experiment.load(directory).protocol_name())
-    for name in sorted(names):
+    for name in sorted(set(protocols)):
         prepare_if_missing(name, database)
 
 
@@ -115,7 +109,7 @@ def train(
     from .training import train as train_experiment
 
     experiment = Experiment.load(experiment_dir)
-    _prepare_default_data([experiment_dir], protocol, database)
+    _prepare_default_data([experiment.protocol_name(protocol)], database)
     summary = train_experiment(
         experiment,
         protocol=protocol,
@@ -149,7 +143,7 @@ def evaluate(
     from .experiment import Experiment
 
     experiment = Experiment.load(experiment_dir)
-    _prepare_default_data([experiment_dir], protocol, database)
+    _prepare_default_data([experiment.protocol_name(protocol)], database)
     results = evaluate_experiment(
         experiment,
         protocol=protocol,
@@ -189,6 +183,7 @@ def compare(
 ):
     """Evaluate (and train) experiments on the same trials: tables and overlaid DET curves."""
     from .comparison import compare as compare_experiments
+    from .experiment import Experiment
 
     protocol = None
     if len(arguments) > 1 and not Path(arguments[-1]).exists():
@@ -197,7 +192,9 @@ def compare(
     directories = [
         Path(a) for a in arguments if not Path(a).is_dir() or (Path(a) / "config.yml").is_file()
     ]
-    _prepare_default_data(directories, protocol, database)
+    _prepare_default_data(
+        [Experiment.load(d).protocol_name(protocol) for d in directories if (d / "config.yml").is_file()], database
+    )
     paths = compare_experiments(
         directories,
         output=output,

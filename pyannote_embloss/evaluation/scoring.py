@@ -172,8 +172,7 @@ def score_trials(
             except TypeError:
                 pass
             raise ValueError(f"trial #{t} must be a (uri1, uri2, reference) triplet (got {trial!r}).")
-        table = np.empty((len(trials), 3), dtype=object)  # e.g. triplets of sequences
-        table[:] = [tuple(trial) for trial in trials]
+        raise ValueError("trials must be (uri1, uri2, reference) triplets of scalars (e.g. str, str, bool).")
 
     references = table[:, 2]
     valid = np.array((references == 0) | (references == 1), dtype=bool)  # also True / False, numpy scalars
@@ -188,14 +187,13 @@ def score_trials(
     # one row per distinct uri (hash-based, in order of first appearance)
     codes, uris = pd.factorize(np.concatenate([table[:, 0], table[:, 1]]), sort=False)
     index1, index2 = codes[: len(trials)], codes[len(trials) :]
-    index = {uri: row for row, uri in enumerate(uris)}
-    missing = [uri for uri in index if uri not in embeddings]
+    missing = [row for row, uri in enumerate(uris) if uri not in embeddings]
     if missing:
-        row = index[missing[0]]
+        row = missing[0]
         t = int(np.flatnonzero((index1 == row) | (index2 == row))[0])
-        raise KeyError(f"no embedding for uri '{missing[0]}' (used by trial #{t}).")
+        raise KeyError(f"no embedding for uri '{uris[row]}' (used by trial #{t}).")
 
-    vectors = [np.asarray(embeddings[uri]).reshape(-1) for uri in index]
+    vectors = [np.asarray(embeddings[uri]).reshape(-1) for uri in uris]
     dimensions = {len(v) for v in vectors}
     if len(dimensions) > 1:
         raise ValueError(f"embeddings have inconsistent dimensions {sorted(dimensions)}.")
@@ -204,7 +202,6 @@ def score_trials(
     try:
         scores = cosine_scores(matrix, index1, index2, batch_size=batch_size)
     except ValueError as e:
-        uris = list(index)
         bad = [uris[i] for i in np.flatnonzero(~_is_valid_norm(matrix))]
         if bad:  # name files rather than rows
             raise ValueError(
