@@ -9,6 +9,7 @@ writes, in OUTPUT::
                        gives subfolders.
     index.csv          uri, path (of the .npy, relative to OUTPUT), duration (s), rows
     embeddings.json    settings: checkpoint (and its sha256), window, duration, step
+    failed.csv         with --skip-errors: uri, path, error of the files that failed to decode
 
 Every file is written atomically. Running the command again resumes: files
 whose .npy exists are skipped (and kept in the index), provided the settings
@@ -21,59 +22,22 @@ import csv
 import hashlib
 import io
 import json
-import os
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 from tqdm import tqdm
 
-from .audio import load_audio
-from .io import atomic_path, atomic_write_text
-
-PathLike = Union[str, os.PathLike]
+from .audio import AudioDecodingError, audio_duration
+from .embedding import LongAudio, Window, iter_embeddings, open_audio
+from .errors import ConfigError, DataError, OutputExistsError
+from .io import PathLike, atomic_path, atomic_write_text
+from .lock import OutputLock
 
 INDEX = "index.csv"
 SETTINGS = "embeddings.json"
+FAILED = "failed.csv"
 INDEX_COLUMNS = ("uri", "path", "duration", "rows")
-#: extensions of the audio files found in an AUDIO_DIR (case-insensitive)
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".sph", ".aif", ".aiff")
-
-
-def audio_directory_files(directory: PathLike) -> List[Tuple[str, str]]:
-    """Audio files under `directory` (recursively), with their uri
-
-    Parameters
-    ----------
-    directory : str or Path
-
-    Returns
-    -------
-    files : list of (uri, path)
-        uri is the path relative to `directory`, without extension
-        ("speaker1/file2"); sorted by uri.
-
-    Raises
-    ------
-    FileNotFoundError
-        When `directory` has no audio file.
-    ValueError
-        When two files give the same uri (e.g. a.wav and a.flac).
-    """
-    directory = Path(directory)
-    files: Dict[str, str] = {}
-    for path in sorted(directory.rglob("*")):
-        if path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_file():
-            continue
-        uri = path.relative_to(directory).with_suffix("").as_posix()
-        if uri in files:
-            raise ValueError(f"'{files[uri]}' and '{path}' have the same uri '{uri}': rename one of them.")
-        files[uri] = str(path)
-    if not files:
-        raise FileNotFoundError(
-            f"No audio file ({', '.join(AUDIO_EXTENSIONS)}) in '{directory}' nor its subfolders."
-        )
-    return sorted(files.items())
 
 
 def protocol_files(protocol: str, subset: str = "test", database: Optional[PathLike] = None) -> List[Tuple[str, str]]:
@@ -97,12 +61,12 @@ def protocol_files(protocol: str, subset: str = "test", database: Optional[PathL
 
     subsets = ("train", "development", "test")
     if subset not in subsets:
-        raise ValueError(f"Unknown subset '{subset}': choose one of {', '.join(subsets)}.")
+        raise ConfigError(f"Unknown subset '{subset}': choose one of {', '.join(subsets)}.")
     files: Dict[str, str] = {}
     for file in getattr(get_protocol(protocol, database_yml=database), subset)():
         files.setdefault(str(file["uri"]), str(file["audio"]))
     if not files:
-        raise ValueError(f"Protocol {protocol} has no {subset} files.")
+        raise DataError(f"Protocol {protocol} has no {subset} files.")
     return sorted(files.items())
 
 
@@ -116,7 +80,7 @@ def npy_path(uri: str) -> str:
     """
     path = PurePosixPath(uri)
     if not uri or path.is_absolute() or ".." in path.parts or "\\" in uri:
-        raise ValueError(f"uri '{uri}' cannot be used as a relative file path (absolute, empty, or with '..').")
+        raise DataError(f"uri '{uri}' cannot be used as a relative file path (absolute, empty, or with '..').")
     return f"{uri}.npy"
 
 
@@ -161,7 +125,7 @@ def check_settings(output_dir: Path, settings: dict, overwrite: bool) -> None:
         keys = ("checkpoint_sha256", "window", "duration", "step")
         different = [k for k in keys if previous.get(k) != settings.get(k)]
         if different:
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"'{output_dir}' holds embeddings computed with other settings ("
                 + ", ".join(f"{k}: {previous.get(k)!r} then, {settings.get(k)!r} now" for k in different)
                 + "): choose another output directory, or pass --overwrite to recompute every file."
@@ -172,13 +136,12 @@ def apply(
     model,
     files: Iterable[Tuple[str, str]],
     output_dir: PathLike,
-    window: str = "whole",
-    duration: Optional[float] = None,
-    step: Optional[float] = None,
+    window: Union[str, Window] = "whole",
     batch_size: int = 32,
     overwrite: bool = False,
     progress: bool = True,
     checkpoint: Optional[PathLike] = None,
+    skip_errors: bool = False,
 ) -> dict:
     """Embed `files` and save one .npy per file, with an index
 
@@ -187,13 +150,12 @@ def apply(
     model : Model
         Embedding model.
     files : iterable of (uri, path)
-        Audio files (see :func:`protocol_files`, :func:`audio_directory_files`).
+        Audio files (see :func:`protocol_files`, :func:`pyannote_embloss.audio.audio_directory_files`).
     output_dir : str or Path
-    window : {"whole", "sliding"}, optional
-        One embedding per file (default), or one per sliding window.
-    duration, step : float, optional
-        Sliding windows: default to the model's training chunk duration and a
-        quarter of it.
+    window : Window or {"whole", "sliding"}, optional
+        One embedding per file (default), or one per sliding window (whose
+        duration and step default to the model's training chunk duration and
+        a quarter of it).
     batch_size : int, optional
         Number of pieces (windows, files of equal length) embedded at once.
     overwrite : bool, optional
@@ -202,38 +164,42 @@ def apply(
         Show a progress bar.
     checkpoint : str or Path, optional
         Checkpoint of `model`, recorded in embeddings.json (with its sha256).
+    skip_errors : bool, optional
+        Files that fail to decode are listed in `failed.csv` (uri, path,
+        error) and the others embedded. Defaults to False: the first bad file
+        stops the run, with its name.
 
     Returns
     -------
     summary : dict
-        "computed" and "skipped" numbers of files, "index" path.
+        "computed", "skipped" (already done) and "failed" numbers of files,
+        "index" path, and "failed_csv" when files failed.
 
     Raises
     ------
     AudioDecodingError
-        When a file cannot be decoded, naming it. Files embedded before are
-        saved and indexed first.
+        When a file cannot be decoded (without `skip_errors`), naming it.
+        Files embedded before are saved and indexed first.
+    DataError
+        When the model gives a non-finite embedding (never written).
+    LockedError
+        When another process writes into `output_dir`.
     """
-    from .evaluation.extraction import iter_embeddings
+    with OutputLock(output_dir, "apply"):
+        return _apply(model, files, output_dir, window, batch_size, overwrite, progress, checkpoint, skip_errors)
 
-    if window not in ("whole", "sliding"):
-        raise ValueError(f"Unknown window '{window}': use 'whole' or 'sliding'.")
-    if window == "whole" and (duration is not None or step is not None):
-        raise ValueError("--duration and --step are sliding window options: add --window sliding.")
+
+def _apply(model, files, output_dir, window, batch_size, overwrite, progress, checkpoint, skip_errors) -> dict:
     output_dir = Path(output_dir)
     files = list(files)
     paths = {uri: npy_path(uri) for uri, _ in files}
 
     model.eval()
-    if window == "sliding":
-        duration = float(duration or model.specifications.duration)
-        step = float(step or duration / 4)
+    window = (window if isinstance(window, Window) else Window(window)).resolve(model)
     settings = {
         "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
         "checkpoint_sha256": None if checkpoint is None else file_sha256(checkpoint),
-        "window": window,
-        "duration": duration,
-        "step": step,
+        **window.settings(),
         "dimension": int(model.dimension),
         "sample_rate": int(model.audio.sample_rate),
     }
@@ -253,28 +219,58 @@ def apply(
             continue
         skipped += 1
         if uri not in index:  # written by an interrupted run
-            from .protocols.speechocean762 import audio_duration
-
             rows = np.load(output_dir / paths[uri], mmap_mode="r").shape[0]
             index[uri] = {"uri": uri, "path": paths[uri], "duration": f"{audio_duration(Path(path)):.3f}", "rows": rows}
 
     durations: Dict[str, float] = {}
+    failed: List[Tuple[str, str, str]] = []
 
     def waveforms() -> Iterator:
         for uri, path in todo:
-            waveform = load_audio(model.audio, path)
+            try:
+                waveform = open_audio(model, path)
+                if skip_errors and isinstance(waveform, LongAudio):
+                    waveform.check()  # long files are decoded block by block, later: find errors now
+            except AudioDecodingError as error:
+                if not skip_errors:
+                    raise
+                failed.append((uri, path, str(error)))
+                continue
             durations[uri] = waveform.shape[-1] / model.audio.sample_rate
             yield uri, waveform
 
     computed = 0
     try:
-        results = iter_embeddings(model, waveforms(), window=window, duration=duration, step=step, batch_size=batch_size)
+        results = iter_embeddings(model, waveforms(), window=window, batch_size=batch_size)
         for uri, embeddings in tqdm(results, total=len(todo), desc="Embedding", unit="file", disable=not progress):
             data = getattr(embeddings, "data", embeddings)  # SlidingWindowFeature or (dimension, ) array
             data = np.asarray(data, dtype=np.float32).reshape(-1, model.dimension)
+            if not np.all(np.isfinite(data)):
+                raise DataError(
+                    f"The model gave a non-finite embedding (NaN or inf) for '{uri}': nothing was written for it. "
+                    "The checkpoint is broken (e.g. training diverged): check its training."
+                )
             save_npy(output_dir / paths[uri], data)
             index[uri] = {"uri": uri, "path": paths[uri], "duration": f"{durations[uri]:.3f}", "rows": len(data)}
             computed += 1
     finally:
         index_path = write_index(output_dir, index)
-    return {"computed": computed, "skipped": skipped, "index": str(index_path), "output": str(output_dir)}
+        failed_csv = write_failed(output_dir, failed)
+    summary = {"computed": computed, "skipped": skipped, "failed": len(failed), "index": str(index_path),
+               "output": str(output_dir)}
+    if failed_csv is not None:
+        summary["failed_csv"] = str(failed_csv)
+    return summary
+
+
+def write_failed(output_dir: Path, failed: List[Tuple[str, str, str]]) -> Optional[Path]:
+    """Write failed.csv (uri, path, error) atomically, or remove a stale one when nothing failed"""
+    path = output_dir / FAILED
+    if not failed:
+        path.unlink(missing_ok=True)
+        return None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["uri", "path", "error"])
+    writer.writerows(sorted(failed))
+    return atomic_write_text(path, buffer.getvalue())

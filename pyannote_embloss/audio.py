@@ -1,16 +1,32 @@
-"""Audio loading with errors that name the file"""
+"""Audio files: loading, durations from headers, directories of audio, with errors that name the file"""
 
 from __future__ import annotations
 
-from typing import Optional
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from pyannote.audio.core.io import Audio
 from pyannote.core import Segment
+from tqdm import tqdm
 
+from .errors import AudioDecodingError, DataError, MissingFileError
+from .io import PathLike
 
-class AudioDecodingError(RuntimeError):
-    """An audio file could not be read or decoded"""
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioDecodingError",
+    "audio_directory_files",
+    "audio_duration",
+    "check_audio",
+    "load_audio",
+    "read_durations",
+]
+
+#: extensions of the audio files found in a directory (case-insensitive)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".sph", ".aif", ".aiff")
 
 
 def load_audio(
@@ -65,3 +81,203 @@ def load_audio(
                 waveform, (0, num_samples - waveform.shape[1])
             )
     return waveform
+
+
+def audio_duration(path: PathLike) -> float:
+    """Duration in seconds of an audio file, from its header (torchcodec)
+
+    Parameters
+    ----------
+    path : str or Path
+        Audio file.
+
+    Returns
+    -------
+    duration : float
+        Duration in seconds (decoded when the header does not tell).
+
+    Raises
+    ------
+    AudioDecodingError
+        When the file cannot be read or is empty, naming it.
+    """
+    from torchcodec.decoders import AudioDecoder
+
+    try:
+        duration = AudioDecoder(str(path)).metadata.duration_seconds_from_header
+        if not duration:
+            duration = AudioDecoder(str(path)).get_all_samples().duration_seconds
+    except Exception as error:  # torchcodec raises RuntimeError/ValueError
+        raise AudioDecodingError(f"Could not read the duration of '{path}': {error}") from error
+    if not duration or duration <= 0:
+        raise AudioDecodingError(f"'{path}' is empty.")
+    return float(duration)
+
+
+def _read_cache(cache: Path) -> Dict[str, float]:
+    durations: Dict[str, float] = {}
+    if not cache.is_file():
+        return durations
+    with open(cache) as f:
+        for line in f:
+            path, tab, value = line.rstrip("\n").rpartition("\t")
+            if not tab:
+                continue  # a line cut by an interruption
+            try:
+                durations[path] = float(value)
+            except ValueError:
+                continue
+    return durations
+
+
+def read_durations(
+    paths: Sequence[PathLike],
+    num_workers: Optional[int] = None,
+    cache: Optional[PathLike] = None,
+    progress: bool = True,
+    desc: str = "Reading durations",
+) -> List[float]:
+    """Durations of many audio files, read from their headers in parallel
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        Audio files.
+    num_workers : int, optional
+        Number of threads reading headers (FFmpeg releases the GIL while it
+        reads). Defaults to 4 per CPU, at most 32: header reads wait on the disk.
+    cache : str or Path, optional
+        Tab-separated "path, duration" file. Durations found there are not read
+        again, and new ones are appended as they come (flushed every 1,000),
+        so that an interrupted run resumes where it stopped.
+    progress : bool, optional
+        Show a progress bar. Defaults to True.
+
+    Returns
+    -------
+    durations : list of float
+        In the order of `paths`.
+
+    Raises
+    ------
+    AudioDecodingError
+        When files cannot be read: the message gives their number and the
+        first few (all the others are read, and cached, first).
+    """
+    keys = [str(path) for path in paths]
+    known = _read_cache(Path(cache)) if cache is not None else {}
+    todo = sorted(set(keys) - set(known))
+    errors: List[Tuple[str, str]] = []
+    if todo:
+        workers = num_workers or min(32, 4 * (os.cpu_count() or 1))
+        out = None
+        if cache is not None:
+            Path(cache).parent.mkdir(parents=True, exist_ok=True)
+            out = open(cache, "a")
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = pool.map(_duration_or_error, todo, chunksize=64)
+                for n, (path, (duration, error)) in enumerate(
+                    zip(todo, tqdm(results, total=len(todo), desc=desc, unit="file", disable=not progress))
+                ):
+                    if error is not None:
+                        errors.append((path, error))
+                        continue
+                    known[path] = duration
+                    if out is not None:
+                        out.write(f"{path}\t{duration!r}\n")
+                        if n % 1000 == 999:
+                            out.flush()
+        finally:
+            if out is not None:
+                out.close()
+    if errors:
+        raise AudioDecodingError(
+            f"Could not read the duration of {len(errors)} audio file(s), e.g.:\n"
+            + "\n".join(f" - {error}" for _, error in errors[:5])
+            + "\nFix or remove them (pyannote-audio-emb prepare --check-audio lists every bad file)."
+        )
+    return [known[key] for key in keys]
+
+
+def _duration_or_error(path: str) -> Tuple[Optional[float], Optional[str]]:
+    try:
+        return audio_duration(path), None
+    except AudioDecodingError as error:
+        return None, str(error)
+
+
+def _decode_or_error(path: str) -> Optional[str]:
+    from pyannote.audio.core.io import Audio
+
+    try:
+        load_audio(Audio(sample_rate=16000, mono="downmix"), path)
+    except AudioDecodingError as error:
+        return str(error)
+    return None
+
+
+def check_audio(
+    paths: Sequence[PathLike], num_workers: Optional[int] = None, progress: bool = True
+) -> Dict[str, str]:
+    """Decode every file once (in parallel): the files that fail, with why
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+    num_workers : int, optional
+        Decoding threads. Defaults to the number of CPUs.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    failures : dict
+        {path: error message} of the files that could not be decoded (empty when all are fine).
+    """
+    keys = sorted({str(path) for path in paths})
+    failures: Dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=num_workers or os.cpu_count() or 1) as pool:
+        results = pool.map(_decode_or_error, keys, chunksize=16)
+        for path, error in zip(keys, tqdm(results, total=len(keys), desc="Checking audio", unit="file", disable=not progress)):
+            if error is not None:
+                failures[path] = error
+    return failures
+
+
+def audio_directory_files(directory: PathLike) -> List[Tuple[str, str]]:
+    """Audio files under `directory` (recursively), with their uri
+
+    Parameters
+    ----------
+    directory : str or Path
+
+    Returns
+    -------
+    files : list of (uri, path)
+        uri is the path relative to `directory`, without extension
+        ("speaker1/file2"); sorted by uri.
+
+    Raises
+    ------
+    MissingFileError
+        When `directory` does not exist or has no audio file.
+    DataError
+        When two files give the same uri (e.g. a.wav and a.flac).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise MissingFileError(f"Audio directory '{directory}' does not exist.")
+    files: Dict[str, str] = {}
+    for path in sorted(directory.rglob("*")):
+        if path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_file():
+            continue
+        uri = path.relative_to(directory).with_suffix("").as_posix()
+        if uri in files:
+            raise DataError(f"'{files[uri]}' and '{path}' have the same uri '{uri}': rename one of them.")
+        files[uri] = str(path)
+    if not files:
+        raise MissingFileError(
+            f"No audio file ({', '.join(AUDIO_EXTENSIONS)}) in '{directory}' nor its subfolders."
+        )
+    return sorted(files.items())

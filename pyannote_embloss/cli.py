@@ -1,19 +1,29 @@
-"""`pyannote-audio-emb`: prepare data, train, evaluate speaker embeddings
+"""`pyannote-audio-emb`: prepare data, train, evaluate, compare and use speaker embeddings
 
-    pyannote-audio-emb prepare speechocean762 [--root DIR] [--download]
-    pyannote-audio-emb train experiments/aam [PROTOCOL] [--max-epochs N]
-    pyannote-audio-emb evaluate experiments/aam [PROTOCOL] [--subset test]
+    pyannote-audio-emb prepare speechocean762 [--root DIR] [--download] [--check-audio [--exclude-bad]]
+    pyannote-audio-emb prepare voxceleb --root DIR [--trials FILE ...]
+    pyannote-audio-emb train experiments/aam [PROTOCOL] [--max-epochs N] [--resume] [--devices 2 --strategy ddp]
+    pyannote-audio-emb evaluate experiments/aam [PROTOCOL] [--subset test] [--condition noise:5 ...]
+    pyannote-audio-emb compare experiments/* [PROTOCOL] [--seeds 3] [--condition ...]
     pyannote-audio-emb train experiments/new PROTOCOL --pretrained CKPT [--freeze-frontend] [--lr LR]
     pyannote-audio-emb apply experiments/aam (PROTOCOL --subset S | AUDIO_DIR) OUTPUT [--window sliding]
     pyannote-audio-emb export experiments/aam --onnx OUT.onnx
+    pyannote-audio-emb diarize CHECKPOINT AUDIO --segmentation SEG
+    pyannote-audio-emb oracle-der CHECKPOINT [--rttm R --audio A | --conversations N]
+    pyannote-audio-emb train-segmentation OUTPUT.ckpt
+
+The commands are thin: each calls the library function of the same name
+(`pyannote_embloss.training.train`, `...evaluation.verification.evaluate`,
+`...comparison.compare`, ...), which behaves the same from Python.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import pyannote_embloss  # noqa: F401  (telemetry off before pyannote.audio is imported)
 import typer
@@ -31,55 +41,85 @@ ProtocolArg = typer.Argument(None, help="pyannote.database protocol. Defaults to
 DatabaseOpt = typer.Option(
     None, "--database", help="database.yml to load. Defaults to $PYANNOTE_DATABASE_CONFIG, then the repository's."
 )
+ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+TrustOpt = typer.Option(
+    False,
+    "--trust-checkpoint",
+    help="Unpickle anything the checkpoint holds (only for files you trust). By default, only weights and "
+    "the classes pyannote.audio and pyannote-embloss save are loaded.",
+)
+ConditionOpt = typer.Option(
+    None, "--condition", help="Test condition (repeatable): clean (always evaluated), noise:SNR, colored:SNR, "
+    "babble:SNR, reverb, reverb+noise:SNR; noise from --noise-dir, impulse responses from --rir-dir (else simulated)."
+)
+NoiseDirOpt = typer.Option(None, help="Noise files for noise:SNR conditions (their test split is used).")
+RirDirOpt = typer.Option(None, help="Impulse responses for reverb conditions (their test split; default: simulated).")
+CheckpointArg = typer.Argument(
+    ..., help="Checkpoint (.ckpt) written by `pyannote-audio-emb train`, or an experiment directory.", show_default=False
+)
 
 
 def _user_errors(function):
-    """Report expected errors (bad config, missing data, ...) as one clear line, exit code 2"""
+    """Report the errors a user can fix (bad config, data, audio, ...) as one clear line, exit code 2
+
+    Any other exception is a bug: it keeps its traceback.
+    """
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        from .audio import AudioDecodingError
-        from .experiment import ConfigError
-        from .protocols import DownloadError
+        from .errors import EmblossError, TrainingInterrupted
 
         try:
             return function(*args, **kwargs)
-        except (
-            ConfigError,
-            AudioDecodingError,
-            DownloadError,
-            FileNotFoundError,
-            FileExistsError,
-            ValueError,
-        ) as e:
+        except TrainingInterrupted as e:
+            typer.secho(str(e), fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(code=3)
+        except EmblossError as e:
             typer.secho(f"Error: {e}", fg=typer.colors.RED, err=True)
             raise typer.Exit(code=2)
 
     return wrapper
 
 
-def _prepare_default_data(protocols, database: Optional[str]) -> None:
-    """Generate the default corpus' protocol files if missing (fresh clone), from the local corpus"""
-    from .protocols import prepare_if_missing
+def _conditions(conditions: Optional[List[str]]):
+    from .conditions import parse_conditions
 
-    for name in sorted(set(protocols)):
-        prepare_if_missing(name, database)
+    return parse_conditions(conditions or [])
 
 
 @app.command()
 @_user_errors
 def prepare(
-    corpus: str = typer.Argument(..., help="Corpus name, e.g. speechocean762."),
+    corpus: str = typer.Argument(..., help="Corpus name: speechocean762 or voxceleb."),
     root: Optional[Path] = typer.Option(None, help="Corpus root directory (else env variable, then ../shared/data)."),
     output: Optional[Path] = typer.Option(None, help="Where to write the protocol files. Defaults to data/<corpus> in the repository."),
-    download: bool = typer.Option(False, "--download", help="Download the corpus when it is not found."),
+    download: bool = typer.Option(False, "--download", help="Download the corpus when it is not found (speechocean762)."),
+    trials: Optional[List[Path]] = typer.Option(
+        None, "--trials", help="VoxCeleb trial list(s) (veri_test2.txt, list_test_all2.txt, ...) not in --root."
+    ),
+    check_audio: bool = typer.Option(
+        False, "--check-audio", help="Decode every file once; write no protocol while some fail (they are listed)."
+    ),
+    exclude_bad: bool = typer.Option(
+        False, "--exclude-bad", help="With --check-audio: leave the files that fail out (listed in bad_files.txt)."
+    ),
+    workers: Optional[int] = typer.Option(None, help="Parallel readers of audio headers (and decoders with --check-audio)."),
+    progress: bool = ProgressOpt,
 ):
-    """Turn a corpus into a pyannote.database speaker verification protocol."""
-    from .protocols import CORPORA
+    """Turn a corpus into pyannote.database speaker verification protocols."""
+    from .protocols import prepare_corpus
 
-    if corpus not in CORPORA:
-        raise ValueError(f"Unknown corpus '{corpus}'. Known corpora: {', '.join(CORPORA)}.")
-    database_yml = CORPORA[corpus].prepare(root=root, output_dir=output, download=download)
+    database_yml = prepare_corpus(
+        corpus,
+        root=root,
+        output_dir=output,
+        download=download,
+        trials=trials,
+        check_audio=check_audio,
+        exclude_bad=exclude_bad,
+        num_workers=workers,
+        progress=progress,
+    )
     typer.echo(f"Protocol files written; registered by {database_yml}")
 
 
@@ -93,25 +133,30 @@ def train(
     batches_per_epoch: Optional[int] = typer.Option(None, help="Override task.params.batches_per_epoch."),
     num_workers: Optional[int] = typer.Option(None, help="Data loading workers."),
     seed: Optional[int] = typer.Option(None, help="Override the config's seed."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Delete existing checkpoints and train from scratch."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete existing checkpoints and logs; train from scratch."),
     resume: bool = typer.Option(False, "--resume", help="Resume from checkpoints/last.ckpt."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    checkpoint_every_n_steps: Optional[int] = typer.Option(
+        None, "--checkpoint-every-n-steps", help="Also write last.ckpt every N training steps (long epochs)."
+    ),
     pretrained: Optional[Path] = typer.Option(
         None, help="Fine-tune: start from this checkpoint's embedding network (new loss for the new speakers)."
     ),
-    freeze_frontend: bool = typer.Option(False, "--freeze-frontend", help="Do not train the SincNet front-end."),
+    freeze_frontend: bool = typer.Option(False, "--freeze-frontend", help="Do not train the front-end."),
     lr: Optional[float] = typer.Option(None, help="Override the optimizer's learning rate."),
+    accelerator: Optional[str] = typer.Option(None, help="Override trainer.accelerator (cpu, gpu, auto)."),
+    devices: Optional[str] = typer.Option(None, help="Override trainer.devices (e.g. 8, or 0,1)."),
+    num_nodes: Optional[int] = typer.Option(None, help="Override trainer.num_nodes."),
+    strategy: Optional[str] = typer.Option(None, help="Override trainer.strategy (e.g. ddp)."),
+    precision: Optional[str] = typer.Option(None, help="Override trainer.precision (e.g. 16-mixed, bf16-mixed)."),
+    trust_checkpoint: bool = TrustOpt,
+    progress: bool = ProgressOpt,
 ):
     """Train the experiment's task and model; keep the best checkpoint."""
-    import json
-
     from .experiment import Experiment
     from .training import train as train_experiment
 
-    experiment = Experiment.load(experiment_dir)
-    _prepare_default_data([experiment.protocol_name(protocol)], database)
     summary = train_experiment(
-        experiment,
+        Experiment.load(experiment_dir),
         protocol=protocol,
         database=database,
         max_epochs=max_epochs,
@@ -124,8 +169,46 @@ def train(
         pretrained=pretrained,
         freeze_frontend=freeze_frontend,
         lr=lr,
+        checkpoint_every_n_steps=checkpoint_every_n_steps,
+        trust_checkpoint=trust_checkpoint,
+        accelerator=accelerator,
+        devices=_devices(devices),
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=precision,
     )
-    typer.echo(json.dumps(summary, indent=2))
+    if summary:  # empty on ranks other than 0
+        typer.echo(json.dumps(summary, indent=2))
+
+
+def _devices(devices: Optional[str]):
+    if devices is None:
+        return None
+    if devices.isdigit():
+        return int(devices)
+    if devices == "auto":
+        return devices
+    return [int(d) for d in devices.split(",") if d]
+
+
+def _format_results(results: dict) -> str:
+    ci = results["ci"]
+    lines = [
+        f"{results['protocol']} {results['subset']}: {results['num_trials']} trials, {results['num_files']} files",
+        f"EER          = {100 * results['eer']:.2f} %  (95 % CI {100 * ci['eer'][0]:.2f}–{100 * ci['eer'][1]:.2f})  cosine",
+    ]
+    for name, metrics in results.get("normalized", {}).items():
+        low, high = metrics["ci"]["eer"]
+        label = {"mean": "mean-normalised", "asnorm": "AS-norm"}.get(name, name)
+        lines.append(f"EER          = {100 * metrics['eer']:.2f} %  (95 % CI {100 * low:.2f}–{100 * high:.2f})  {label}")
+    lines += [
+        f"minDCF(0.01) = {results['min_dcf_0.01']:.3f}  (95 % CI {ci['min_dcf_0.01'][0]:.3f}–{ci['min_dcf_0.01'][1]:.3f})",
+        f"minDCF(0.05) = {results['min_dcf_0.05']:.3f}",
+    ]
+    for condition, metrics in results.get("conditions", {}).items():
+        lines.append(f"EER          = {100 * metrics['eer']:.2f} %  condition {condition} (cosine)")
+    lines.append(f"results: {results['json']}\nDET plot: {results['det_plot']}")
+    return "\n".join(lines)
 
 
 @app.command()
@@ -136,38 +219,43 @@ def evaluate(
     subset: str = typer.Option("test", help="Trials subset: test or development."),
     database: Optional[str] = DatabaseOpt,
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint. Defaults to the experiment's best."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    norm: bool = typer.Option(True, "--norm/--no-norm", help="Also report mean-normalised and AS-norm scores."),
+    cohort_size: Optional[int] = typer.Option(None, help="AS-norm cohort: number of training speakers (default: all)."),
+    cohort_files: int = typer.Option(4, help="AS-norm cohort: training files embedded per speaker."),
+    top_n: int = typer.Option(100, help="AS-norm: highest cohort scores kept per side."),
+    condition: Optional[List[str]] = ConditionOpt,
+    noise_dir: Optional[Path] = NoiseDirOpt,
+    rir_dir: Optional[Path] = RirDirOpt,
+    trust_checkpoint: bool = TrustOpt,
+    progress: bool = ProgressOpt,
 ):
-    """Embed each trial file whole, score by cosine, report EER and minDCF."""
+    """Embed each trial file whole, score by cosine (raw and normalised), report EER and minDCF."""
     from .evaluation.verification import evaluate as evaluate_experiment
     from .experiment import Experiment
 
-    experiment = Experiment.load(experiment_dir)
-    _prepare_default_data([experiment.protocol_name(protocol)], database)
     results = evaluate_experiment(
-        experiment,
+        Experiment.load(experiment_dir),
         protocol=protocol,
         subset=subset,
         database=database,
         checkpoint=checkpoint,
         progress=progress,
+        normalize=norm,
+        cohort_files_per_speaker=cohort_files,
+        cohort_size=cohort_size,
+        top_n=top_n,
+        conditions=_conditions(condition),
+        noise_dir=noise_dir,
+        rir_dir=rir_dir,
+        trust_checkpoint=trust_checkpoint,
     )
-    ci = results["ci"]
-    typer.echo(
-        f"{results['protocol']} {subset}: {results['num_trials']} trials, {results['num_files']} files\n"
-        f"EER          = {100 * results['eer']:.2f} %  "
-        f"(95 % CI {100 * ci['eer'][0]:.2f}–{100 * ci['eer'][1]:.2f})\n"
-        f"minDCF(0.01) = {results['min_dcf_0.01']:.3f}  "
-        f"(95 % CI {ci['min_dcf_0.01'][0]:.3f}–{ci['min_dcf_0.01'][1]:.3f})\n"
-        f"minDCF(0.05) = {results['min_dcf_0.05']:.3f}\n"
-        f"results: {results['json']}\nDET plot: {results['det_plot']}"
-    )
+    typer.echo(_format_results(results))
 
 
 @app.command()
 @_user_errors
 def compare(
-    arguments: list[str] = typer.Argument(
+    arguments: List[str] = typer.Argument(
         ...,
         metavar="EXPERIMENT_DIR... [PROTOCOL]",
         help="Experiment directories (one loss each), optionally followed by a protocol "
@@ -177,24 +265,23 @@ def compare(
     subset: str = typer.Option("test", help="Trials subset: test or development."),
     seeds: int = typer.Option(1, help="Seeds per experiment: report mean and spread over them."),
     train: bool = typer.Option(True, "--train/--no-train", help="Train experiments that are not trained yet."),
-    output: Path = typer.Option(Path("results/comparison"), help="Where to write the tables and the DET plot."),
+    output: Path = typer.Option(Path("results/comparison"), help="Where to write the tables and plots."),
+    condition: Optional[List[str]] = ConditionOpt,
+    noise_dir: Optional[Path] = NoiseDirOpt,
+    rir_dir: Optional[Path] = RirDirOpt,
     database: Optional[str] = DatabaseOpt,
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    progress: bool = ProgressOpt,
 ):
-    """Evaluate (and train) experiments on the same trials: tables and overlaid DET curves."""
+    """Train (when needed) and evaluate experiments on the same trials: tables, DET curves, significance."""
     from .comparison import compare as compare_experiments
-    from .experiment import Experiment
+    from .comparison import expand_experiments
 
     protocol = None
     if len(arguments) > 1 and not Path(arguments[-1]).exists():
         *arguments, protocol = arguments
-    # `compare experiments/*` expands to every entry: keep directories with a config.yml
-    directories = [
-        Path(a) for a in arguments if not Path(a).is_dir() or (Path(a) / "config.yml").is_file()
-    ]
-    _prepare_default_data(
-        [Experiment.load(d).protocol_name(protocol) for d in directories if (d / "config.yml").is_file()], database
-    )
+    directories, skipped = expand_experiments(arguments)
+    for directory, reason in skipped:
+        typer.secho(f"Skipping '{directory}': {reason}", fg=typer.colors.YELLOW, err=True)
     paths = compare_experiments(
         directories,
         output=output,
@@ -204,6 +291,9 @@ def compare(
         seeds=seeds,
         train_missing=train,
         progress=progress,
+        conditions=_conditions(condition),
+        noise_dir=noise_dir,
+        rir_dir=rir_dir,
     )
     typer.echo(Path(paths["markdown"]).read_text())
     for key, path in paths.items():
@@ -225,41 +315,40 @@ def apply(
     window: str = typer.Option("whole", help="whole: one embedding per file; sliding: one per window."),
     duration: Optional[float] = typer.Option(None, help="Sliding window duration (s). Defaults to the training chunks'."),
     step: Optional[float] = typer.Option(None, help="Sliding window step (s). Defaults to a quarter of --duration."),
-    batch_size: int = typer.Option(32, help="Windows (or equal-length files) embedded at once."),
+    batch_size: int = typer.Option(32, help="Windows (or pieces of files) embedded at once."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute files already embedded (default: skip them)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    skip_errors: bool = typer.Option(
+        False, "--skip-errors", help="Embed the other files when some fail to decode; list those in failed.csv."
+    ),
+    trust_checkpoint: bool = TrustOpt,
+    progress: bool = ProgressOpt,
 ):
     """Embed every file of a protocol subset or of a directory; save .npy files and an index (resumable)."""
     from .apply import apply as apply_model
-    from .apply import audio_directory_files, protocol_files
+    from .apply import protocol_files
+    from .audio import audio_directory_files
+    from .embedding import Window
     from .experiment import Experiment
-    from .inference import load_model
 
     experiment = Experiment.load(experiment_dir)
-    checkpoint = Path(checkpoint or experiment.best_checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(
-            f"No checkpoint '{checkpoint}': train first with `pyannote-audio-emb train {experiment.directory}`."
-        )
-    if Path(source).is_dir():
-        files = audio_directory_files(source)
-    else:
-        files = protocol_files(source, subset=subset, database=database)
+    window = Window(window, duration=duration, step=step)
+    files = audio_directory_files(source) if Path(source).is_dir() else protocol_files(source, subset=subset, database=database)
+    checkpoint = experiment.checkpoint(checkpoint)
     summary = apply_model(
-        load_model(checkpoint),
+        experiment.load_model(checkpoint, trust=trust_checkpoint),
         files,
         output,
         window=window,
-        duration=duration,
-        step=step,
         batch_size=batch_size,
         overwrite=overwrite,
         progress=progress,
         checkpoint=checkpoint,
+        skip_errors=skip_errors,
     )
-    typer.echo(
-        f"{summary['computed']} files embedded, {summary['skipped']} already done (skipped); index: {summary['index']}"
-    )
+    message = f"{summary['computed']} files embedded, {summary['skipped']} already done (skipped); index: {summary['index']}"
+    if summary.get("failed"):
+        message += f"\n{summary['failed']} file(s) failed to decode: listed in {summary['failed_csv']}"
+    typer.echo(message)
 
 
 @app.command()
@@ -268,24 +357,78 @@ def export(
     experiment_dir: Path = ExperimentDir,
     onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write.", show_default=False),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint. Defaults to the experiment's best."),
+    trust_checkpoint: bool = TrustOpt,
 ):
     """Export the embedding network (no loss) to ONNX: waveforms (batch, 1, samples) -> embeddings."""
     from .experiment import Experiment
     from .export import INPUT_NAME, OUTPUT_NAME, export_onnx
-    from .inference import load_model
 
     experiment = Experiment.load(experiment_dir)
-    checkpoint = Path(checkpoint or experiment.best_checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(
-            f"No checkpoint '{checkpoint}': train first with `pyannote-audio-emb train {experiment.directory}`."
-        )
-    model = load_model(checkpoint)
+    model = experiment.load_model(experiment.checkpoint(checkpoint), trust=trust_checkpoint)
     path = export_onnx(model, onnx)
     typer.echo(
         f"{path}: {INPUT_NAME} (batch, 1, samples) float32 at {model.audio.sample_rate} Hz "
         f"-> {OUTPUT_NAME} (batch, {model.dimension})"
     )
+
+
+@app.command()
+@_user_errors
+def diarize(
+    checkpoint: Path = CheckpointArg,
+    audio: Path = typer.Argument(..., help="Audio file.", show_default=False),
+    segmentation: Path = typer.Option(..., help="Segmentation checkpoint (e.g. pyannote/segmentation-3.0's pytorch_model.bin)."),
+    num_speakers: Optional[int] = typer.Option(None, help="Number of speakers, when known."),
+    output: Optional[Path] = typer.Option(None, "--rttm", help="Write the diarization to this RTTM file."),
+):
+    """Speaker diarization of AUDIO with pyannote's pipeline and the checkpoint's embeddings."""
+    from .pipelines.diarization import diarize as diarize_file
+
+    typer.echo(diarize_file(checkpoint, audio, segmentation, num_speakers=num_speakers, rttm=output).to_rttm(), nl=False)
+
+
+@app.command("oracle-der")
+@_user_errors
+def oracle_der(
+    checkpoint: Path = CheckpointArg,
+    rttm: Optional[Path] = typer.Option(None, help="Reference RTTM. Defaults to pyannote.audio's sample.rttm."),
+    audio: Optional[Path] = typer.Option(None, help="Audio file of the RTTM's (single) uri. Required with --rttm."),
+    conversations: int = typer.Option(
+        0, help="Instead, N synthetic 3-speaker conversations of SpeechOcean762 test speakers (see --database)."
+    ),
+    database: Optional[str] = typer.Option(
+        None, "--database", help="database.yml of SpeechOcean762.SpeakerVerification.Default (with --conversations)."
+    ),
+    method: str = typer.Option("average", help="Agglomerative clustering linkage."),
+    output: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this JSON file."),
+):
+    """DER of reference speech turns clustered with the checkpoint's embeddings (oracle number of speakers)."""
+    from .pipelines.oracle import oracle_der_report
+
+    report = oracle_der_report(
+        checkpoint, rttm=rttm, audio=audio, conversations=conversations, database=database, method=method, output=output
+    )
+    for file in report["files"]:
+        typer.echo(
+            f"{file['uri']}: {file['num_turns']} oracle turns, {file['num_speakers']} speakers: "
+            f"DER = {100 * file['der']:.1f} % (single cluster: {100 * file['baseline_der']:.1f} %)"
+        )
+    typer.echo(f"oracle DER = {100 * report['der']:.1f} % (single-cluster baseline: {100 * report['baseline_der']:.1f} %)")
+
+
+@app.command("train-segmentation")
+@_user_errors
+def train_segmentation(
+    output: Path = typer.Argument(..., help="Checkpoint to write (.ckpt).", show_default=False),
+    max_epochs: int = typer.Option(10, help="Number of epochs."),
+    batches_per_epoch: int = typer.Option(8, help="Batches per epoch."),
+    progress: bool = ProgressOpt,
+):
+    """Train a small PyanNet segmentation model on pyannote.audio's sample (offline demonstration model)."""
+    from .pipelines.segmentation import train_segmentation as train_model
+
+    checkpoint = train_model(output, max_epochs=max_epochs, batches_per_epoch=batches_per_epoch, progress_bar=progress)
+    typer.echo(f"Segmentation model written to {checkpoint}")
 
 
 def main():  # pragma: no cover

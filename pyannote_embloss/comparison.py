@@ -1,47 +1,75 @@
-"""Compare experiments (one loss each) on the same test trials
+"""Compare experiments (one loss each) on the same trials: seeds, normalisations, conditions, significance
 
-    pyannote-audio-emb compare experiments/* [PROTOCOL] [--seeds N]
+    pyannote-audio-emb compare experiments/* [PROTOCOL] [--seeds N] [--condition noise:5 --condition reverb]
 
-trains what is not trained yet, evaluates every experiment on the same trials,
-and writes a Markdown and a CSV table (EER and minDCF with 95 % bootstrap
-confidence intervals, training time, epochs, loss parameters) and one PNG with
-all DET curves overlaid.
+trains what is not trained yet, evaluates every experiment on the same
+trials (raw cosine, mean normalisation, AS-norm; and every test condition),
+always adds the training-free ``baseline (no training)`` row, and writes
+
+* ``comparison.md`` / ``comparison.csv``: EER (95 % bootstrap CI, or mean ±
+  std over seeds) per scoring and condition, relative degradation from
+  clean, minDCF, training time, and the EER difference to the best system
+  with a paired-bootstrap 95 % interval (significant when it excludes 0);
+* ``comparison.json``: every number of every run;
+* ``comparison.det.png`` (clean), ``comparison.<condition>.det.png`` (one per
+  condition) and, with noise conditions, ``comparison.snr.png`` (EER against
+  SNR, a line per system).
+
+Runs that are already trained and evaluated are not run again: an
+interrupted ``compare`` resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .evaluation.report import plot_det_curves, write_json, write_table
+from .conditions import Condition
+from .errors import ConfigError, DataError, MissingFileError
+from .evaluation.metrics import paired_bootstrap_eer_difference
+from .evaluation.report import plot_det_curves, plot_eer_vs_snr, write_json, write_table
 from .evaluation.verification import evaluate
-from .experiment import Experiment
+from .experiment import CONFIG, Experiment
+from .lock import OutputLock
 from .training import train
 
-COLUMNS = [
-    "system",
-    "task",
-    "eer",
-    "min_dcf_0.01",
-    "training_time_s",
-    "epochs",
-    "loss_parameters",
-]
-SEED_COLUMNS = [
-    "system",
-    "task",
-    "seeds",
-    "eer_mean",
-    "eer_std",
-    "min_dcf_0.01_mean",
-    "min_dcf_0.01_std",
-    "training_time_s",
-    "epochs",
-    "loss_parameters",
-]
+__all__ = ["compare", "expand_experiments", "seed_experiments", "BASELINE"]
+
+#: the training-free reference row every comparison has
+BASELINE = "baseline (no training)"
+BASELINE_CONFIG = {
+    "description": "log-mel statistics, no training (pyannote_embloss.models.LogMelStatistics)",
+    "architecture": {"name": "LogMelStatistics", "params": {}},
+}
+
+
+def expand_experiments(arguments: Sequence[str]) -> Tuple[List[Path], List[Tuple[Path, str]]]:
+    """Experiment directories from command-line arguments (e.g. the expansion of ``experiments/*``)
+
+    Returns
+    -------
+    directories : list of Path
+        Arguments that are experiment directories (with a config.yml), or
+        paths that do not exist (reported as such by :func:`compare`).
+    skipped : list of (Path, reason)
+        Other entries: files, and directories of experiments (compare those
+        with ``compare DIR/*``: they may be for another protocol).
+    """
+    directories, skipped = [], []
+    for argument in map(Path, arguments):
+        if not argument.exists() or (argument / CONFIG).is_file():
+            directories.append(argument)
+        elif argument.is_dir() and any((d / CONFIG).is_file() for d in argument.iterdir() if d.is_dir()):
+            skipped.append((argument, f"a directory of experiments; compare them with `compare {argument}/*`."))
+        elif argument.is_dir():
+            skipped.append((argument, f"no {CONFIG} in it."))
+        else:
+            skipped.append((argument, "not an experiment directory."))
+    return directories, skipped
 
 
 def seed_experiments(experiment: Experiment, seeds: int) -> List[Experiment]:
@@ -49,17 +77,11 @@ def seed_experiments(experiment: Experiment, seeds: int) -> List[Experiment]:
 
     One seed runs in the experiment directory itself, with the config's seed.
     Several seeds run in `<experiment>/seeds/<seed>/`, with seeds config seed,
-    config seed + 1, ...
-
-    Parameters
-    ----------
-    experiment : Experiment
-    seeds : int
-        Number of seeds (at least 1).
+    config seed + 1, ... A training-free experiment has a single run.
     """
     if seeds < 1:
-        raise ValueError(f"--seeds must be at least 1 (got {seeds}).")
-    if seeds == 1:
+        raise ConfigError(f"--seeds must be at least 1 (got {seeds}).")
+    if seeds == 1 or not experiment.trainable:
         return [experiment]
     runs = []
     for k in range(seeds):
@@ -71,49 +93,138 @@ def seed_experiments(experiment: Experiment, seeds: int) -> List[Experiment]:
     return runs
 
 
-def run(
-    experiment: Experiment,
-    protocol: Optional[str],
-    database: Optional[str],
-    subset: str,
-    train_missing: bool,
-    progress: bool,
-) -> dict:
-    """Train `experiment` if needed, evaluate it, and return its metrics"""
+def _baseline(output: Path, protocol: str) -> Experiment:
+    directory = output / "baseline"
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"protocol": protocol, "seed": 0, **copy.deepcopy(BASELINE_CONFIG)}
+    return Experiment(directory=directory, config=config)
+
+
+def _results_path(experiment: Experiment, protocol: str, subset: str) -> Path:
+    return experiment.results / f"{protocol}.{subset}.comparison.npz"
+
+
+def _run(experiment: Experiment, protocol, database, subset, train_missing, progress, conditions, noise_dir,
+         rir_dir) -> dict:
+    """Train `experiment` if needed, evaluate it (or reuse its saved evaluation), return its results"""
     if not experiment.is_trained():
-        if not train_missing:
-            raise FileNotFoundError(
-                f"Experiment '{experiment.directory}' is not trained (no {experiment.training_summary.name}): "
-                "run without --no-train, or train it first."
-            )
         train(experiment, protocol=protocol, database=database, overwrite=True, progress_bar=progress)
-    summary = experiment.read_training_summary()
-    results = evaluate(experiment, protocol=protocol, subset=subset, database=database, progress=progress)
-    results["training"] = summary
+    cache = _results_path(experiment, protocol, subset)
+    names = [c.name for c in conditions if not c.is_clean]
+    key = json.dumps({"conditions": names, "checkpoint_mtime": _mtime(experiment)})
+    if cache.is_file():
+        saved = np.load(cache, allow_pickle=False)
+        if str(saved["key"]) == key:
+            results = json.loads(str(saved["results"]))
+            results["y_true"] = saved["y_true"]
+            results["scores"] = {k[len("scores/"):]: saved[k] for k in saved.files if k.startswith("scores/")}
+            results["condition_scores"] = {k[len("condition/"):]: saved[k] for k in saved.files if k.startswith("condition/")}
+            return results
+    results = evaluate(
+        experiment, protocol=protocol, subset=subset, database=database, progress=progress,
+        conditions=conditions, noise_dir=noise_dir, rir_dir=rir_dir,
+    )
+    if experiment.trainable:
+        results["training"] = experiment.read_training_summary()
+    from .io import atomic_path
+
+    arrays = {
+        "key": np.array(key),
+        "results": np.array(json.dumps({k: v for k, v in results.items() if k not in ("y_true", "scores", "condition_scores")}, default=float)),
+        "y_true": results["y_true"],
+        **{f"scores/{k}": v for k, v in results["scores"].items()},
+        **{f"condition/{k}": v for k, v in results["condition_scores"].items()},
+    }
+    with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
     return results
 
 
-def summarise(name: str, task: str, runs: Sequence[dict]) -> dict:
+def _mtime(experiment: Experiment) -> Optional[int]:
+    checkpoint = experiment.best_checkpoint
+    return checkpoint.stat().st_mtime_ns if experiment.trainable and checkpoint.is_file() else None
+
+
+def _eer(results: dict, scoring: str = "cosine", condition: Optional[str] = None) -> float:
+    if condition is not None:
+        return results["conditions"][condition]["eer"]
+    if scoring == "cosine":
+        return results["eer"]
+    return results["normalized"][scoring]["eer"]
+
+
+def summarise(name: str, experiment: Experiment, runs: Sequence[dict], conditions: Sequence[Condition]) -> dict:
     """Table row of one experiment from its runs (one per seed)"""
-    training = [r["training"] for r in runs]
-    row = {"system": name, "task": task}
-    if len(runs) == 1:
-        (results,) = runs
-        row["eer"] = results["eer"]
-        row["eer_ci"] = tuple(results["ci"]["eer"])
-        row["min_dcf_0.01"] = results["min_dcf_0.01"]
-        row["min_dcf_0.01_ci"] = tuple(results["ci"]["min_dcf_0.01"])
-    else:
+    row: dict = {"system": name, "task": experiment.config["task"]["name"] if experiment.trainable else "none"}
+    scorings = ["cosine"] + [s for s in ("mean", "asnorm") if s in runs[0].get("normalized", {})]
+    if len(runs) > 1:
         row["seeds"] = len(runs)
-        for key in ("eer", "min_dcf_0.01"):
-            values = np.array([r[key] for r in runs])
-            row[f"{key}_mean"] = float(values.mean())
-            row[f"{key}_std"] = float(values.std(ddof=1))
-            row[f"{key}_values"] = [float(v) for v in values]
-    row["training_time_s"] = float(np.mean([t["training_time_s"] for t in training]))
-    row["epochs"] = int(np.mean([t["epochs"] for t in training]))
-    row["loss_parameters"] = int(training[0]["loss_parameters"])
+    for scoring in scorings:
+        column = "eer" if scoring == "cosine" else f"eer_{scoring}"
+        values = np.array([_eer(r, scoring) for r in runs])
+        row[column] = float(values.mean())
+        if len(runs) == 1:
+            (results,) = runs
+            ci = results["ci"]["eer"] if scoring == "cosine" else results["normalized"][scoring]["ci"]["eer"]
+            row[f"{column}_ci"] = tuple(ci)
+        else:
+            row[f"{column}_std"] = float(values.std(ddof=1))
+            row[f"{column}_values"] = [float(v) for v in values]
+    row["min_dcf_0.01"] = float(np.mean([r["min_dcf_0.01"] for r in runs]))
+    if len(runs) == 1:
+        row["min_dcf_0.01_ci"] = tuple(runs[0]["ci"]["min_dcf_0.01"])
+    for condition in conditions:
+        if condition.is_clean:
+            continue
+        values = np.array([_eer(r, condition=condition.name) for r in runs])
+        row[f"eer[{condition.name}]"] = float(values.mean())
+        if len(runs) > 1:
+            row[f"eer[{condition.name}]_std"] = float(values.std(ddof=1))
+        row[f"degradation[{condition.name}]"] = float(values.mean() / row["eer"] - 1.0)
+    training = [r.get("training") for r in runs if r.get("training")]
+    row["training_time_s"] = float(np.mean([t["training_time_s"] for t in training])) if training else 0.0
+    row["epochs"] = int(np.mean([t["epochs"] for t in training])) if training else 0
+    row["loss_parameters"] = int(training[0]["loss_parameters"]) if training else 0
     return row
+
+
+def significance(rows: List[dict], runs: Dict[str, List[dict]], n_resamples: int = 1000) -> None:
+    """Add to each row its EER difference to the best system (lowest clean EER) with a paired 95 % interval
+
+    The difference is pooled over seeds (mean over seeds of each system's
+    EER on the same resampled trials), see
+    :func:`pyannote_embloss.evaluation.metrics.paired_bootstrap_eer_difference`.
+    """
+    best = min(rows, key=lambda row: row["eer"])
+    best_runs = runs[best["system"]]
+    y_true = best_runs[0]["y_true"]
+    for row in rows:
+        if row is best:
+            row["vs_best"] = "best"
+            continue
+        difference, (low, high) = paired_bootstrap_eer_difference(
+            y_true,
+            [r["scores"]["cosine"] for r in runs[row["system"]]],
+            [r["scores"]["cosine"] for r in best_runs],
+            n_resamples=n_resamples,
+        )
+        row["eer_gap"] = difference
+        row["eer_gap_ci"] = (low, high)
+        row["vs_best"] = "significant" if low > 0 or high < 0 else "not significant"
+
+
+def columns_of(rows: List[dict], seeds: int, conditions: Sequence[Condition]) -> List[str]:
+    columns = ["system", "task"] + (["seeds"] if seeds > 1 else [])
+    for column in ("eer", "eer_mean", "eer_asnorm"):
+        if any(column in row for row in rows):
+            columns.append(column)
+            if seeds > 1:
+                columns.append(f"{column}_std")
+    for condition in conditions:
+        if not condition.is_clean:
+            columns += [f"eer[{condition.name}]", f"degradation[{condition.name}]"]
+    columns += ["eer_gap", "vs_best", "min_dcf_0.01", "training_time_s", "epochs", "loss_parameters"]
+    return columns
 
 
 def compare(
@@ -125,6 +236,10 @@ def compare(
     seeds: int = 1,
     train_missing: bool = True,
     progress: bool = True,
+    conditions: Optional[Sequence[Condition]] = None,
+    noise_dir=None,
+    rir_dir=None,
+    n_resamples: int = 1000,
 ) -> Dict[str, Path]:
     """Compare experiments on the same trials
 
@@ -133,8 +248,7 @@ def compare(
     directories : list of Path
         Experiment directories (each with a config.yml).
     output : Path
-        Where to write comparison.md, comparison.csv, comparison.json and
-        comparison.det.png.
+        Where to write the tables, JSON and plots.
     protocol : str, optional
         Protocol. Defaults to each experiment's; they must all agree.
     database : str, optional
@@ -145,48 +259,96 @@ def compare(
         Number of seeds per experiment. Defaults to 1.
     train_missing : bool, optional
         Train experiments that are not trained yet. Defaults to True.
+    conditions : list of Condition, optional
+        Test conditions (clean is always included).
+    noise_dir, rir_dir : optional
+        Noise files and impulse responses of the test conditions.
 
     Returns
     -------
     paths : dict
         Paths of the written files.
     """
+    for directory in directories:
+        if not Path(directory).exists():
+            raise MissingFileError(f"Experiment directory '{directory}' does not exist.")
     experiments = [Experiment.load(d) for d in directories]
     if not experiments:
-        raise ValueError("No experiment to compare: give at least one experiment directory.")
+        raise ConfigError("No experiment to compare: give at least one experiment directory.")
     names = [e.name for e in experiments]
     if len(set(names)) != len(names):
-        raise ValueError(f"Experiment directory names must be unique, got {names}.")
-    protocols = {e.protocol_name(protocol) for e in experiments}
+        raise ConfigError(f"Experiment directory names must be unique, got {names}.")
+    protocols = {e.protocol_name(protocol) for e in experiments if e.trainable or e.config.get("protocol")}
+    protocols = protocols or {experiments[0].protocol_name(protocol)}
     if len(protocols) > 1:
-        raise ValueError(
+        raise ConfigError(
             f"Experiments default to different protocols ({sorted(protocols)}): pass one PROTOCOL "
             "so that they are compared on the same trials."
         )
     (protocol,) = protocols
-
-    rows, curves, details = [], {}, {}
-    for experiment in experiments:
-        runs = [
-            run(e, protocol, database, subset, train_missing, progress)
-            for e in seed_experiments(experiment, seeds)
-        ]
-        rows.append(summarise(experiment.name, experiment.config["task"]["name"], runs))
-        curves[experiment.name] = (runs[0]["y_true"], runs[0]["scores"])
-        details[experiment.name] = [
-            {k: v for k, v in r.items() if k not in ("y_true", "scores")} for r in runs
-        ]
-
+    conditions = list(conditions or [Condition()])
     output = Path(output)
-    csv_path, md_path = write_table(
-        rows,
-        output / "comparison.csv",
-        output / "comparison.md",
-        columns=SEED_COLUMNS if seeds > 1 else COLUMNS,
-    )
-    det = plot_det_curves(curves, output / "comparison.det.png", title=f"{protocol} ({subset})")
-    json_path = write_json(
-        output / "comparison.json",
-        {"protocol": protocol, "subset": subset, "seeds": seeds, "rows": rows, "runs": details},
-    )
-    return {"markdown": md_path, "csv": csv_path, "json": json_path, "det_plot": det}
+    runs_of = {e.name: seed_experiments(e, seeds) for e in experiments}
+    if not train_missing:
+        untrained = [run.directory for runs in runs_of.values() for run in runs if not run.is_trained()]
+        if untrained:
+            raise MissingFileError(
+                f"Experiment '{untrained[0]}' is not trained (no training.json / best.ckpt): "
+                "run without --no-train, or train it first."
+            )
+    if not any(not e.trainable for e in experiments):
+        baseline = _baseline(output, protocol)
+        experiments.append(baseline)
+        runs_of[baseline.name] = [baseline]
+
+    with OutputLock(output, "compare"):
+        rows, runs, details = [], {}, {}
+        for experiment in experiments:
+            name = experiment.name if experiment.trainable else BASELINE
+            results = [
+                _run(run, protocol, database, subset, train_missing, progress, conditions, noise_dir, rir_dir)
+                for run in runs_of[experiment.name]
+            ]
+            runs[name] = results
+            rows.append(summarise(name, experiment, results, conditions))
+            details[name] = [
+                {k: v for k, v in r.items() if k not in ("y_true", "scores", "condition_scores")} for r in results
+            ]
+        y_true = next(iter(runs.values()))[0]["y_true"]
+        if any(len(r[0]["y_true"]) != len(y_true) or not np.array_equal(r[0]["y_true"], y_true) for r in runs.values()):
+            raise DataError("The experiments were not evaluated on the same trials: evaluate them again.")
+        significance(rows, runs, n_resamples=n_resamples)
+
+        output.mkdir(parents=True, exist_ok=True)
+        csv_path, md_path = write_table(
+            rows, output / "comparison.csv", output / "comparison.md", columns=columns_of(rows, seeds, conditions)
+        )
+        paths = {"markdown": md_path, "csv": csv_path}
+        paths["det_plot"] = plot_det_curves(
+            {name: (y_true, r[0]["scores"]["cosine"]) for name, r in runs.items()},
+            output / "comparison.det.png",
+            title=f"{protocol} ({subset}), clean, cosine",
+        )
+        for condition in conditions:
+            if condition.is_clean:
+                continue
+            paths[f"det_plot[{condition.name}]"] = plot_det_curves(
+                {name: (y_true, r[0]["condition_scores"][condition.name]) for name, r in runs.items()},
+                output / f"comparison.{condition.name.replace(':', '_')}.det.png",
+                title=f"{protocol} ({subset}), {condition.name}, cosine",
+            )
+        noisy = [c for c in conditions if c.noise is not None]
+        if noisy:
+            paths["snr_plot"] = plot_eer_vs_snr(rows, conditions, output / "comparison.snr.png", title=f"{protocol} ({subset})")
+        paths["json"] = write_json(
+            output / "comparison.json",
+            {
+                "protocol": protocol,
+                "subset": subset,
+                "seeds": seeds,
+                "conditions": [c.name for c in conditions],
+                "rows": rows,
+                "runs": details,
+            },
+        )
+    return paths

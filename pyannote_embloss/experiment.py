@@ -30,11 +30,23 @@ from typing import Any, Dict, Optional
 import yaml
 
 CONFIG = "config.yml"
-SECTIONS = {"protocol", "seed", "task", "architecture", "optimizer", "trainer", "description"}
+SECTIONS = {
+    "protocol",
+    "seed",
+    "task",
+    "architecture",
+    "optimizer",
+    "scheduler",
+    "margin_scheduler",
+    "augmentation",
+    "trainer",
+    "logger",
+    "checkpoint",
+    "description",
+}
 
 
-class ConfigError(ValueError):
-    """An experiment's config.yml is missing or invalid"""
+from .errors import ConfigError, MissingFileError
 
 
 def _section(config: dict, key: str, path: Path, default_name: Optional[str] = None) -> dict:
@@ -55,6 +67,31 @@ def _section(config: dict, key: str, path: Path, default_name: Optional[str] = N
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: '{key}.params' must be a mapping, got {params!r}.")
     return {"name": str(name), "params": dict(params)}
+
+
+def _logger(value, path: Path) -> str:
+    loggers = ("csv", "tensorboard")
+    if value not in loggers:
+        raise ConfigError(f"{path}: unknown logger {value!r}: use one of {', '.join(loggers)}.")
+    if value == "tensorboard":
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                f"{path}: 'logger: tensorboard' needs the tensorboard package (pip install tensorboard)."
+            ) from None
+    return value
+
+
+def _checkpointing(value, path: Path) -> dict:
+    value = dict(value or {})
+    unknown = set(value) - {"every_n_steps"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} in 'checkpoint': only 'every_n_steps'.")
+    every = value.get("every_n_steps")
+    if every is not None and (not isinstance(every, int) or every < 1):
+        raise ConfigError(f"{path}: checkpoint.every_n_steps must be a positive integer (got {every!r}).")
+    return value
 
 
 @dataclass
@@ -104,21 +141,36 @@ class Experiment:
                 f"{path}: unknown section(s) {sorted(unknown)}; known sections: {sorted(SECTIONS)}."
             )
 
-        from .models import get_architecture
+        from .models import get_architecture, is_trainable
         from .tasks import get_task_class
 
+        try:
+            architecture = _section(config, "architecture", path, default_name="SincTDNN")
+            trainable = is_trainable(get_architecture(architecture["name"]))
+        except ValueError as e:
+            raise ConfigError(f"{path}: {e}") from e
         validated = {
             "protocol": config.get("protocol"),
             "seed": int(config.get("seed", 0)),
-            "task": _section(config, "task", path),
-            "architecture": _section(config, "architecture", path, default_name="SincTDNN"),
-            "optimizer": _section(config, "optimizer", path, default_name="Adam"),
-            "trainer": dict(config.get("trainer") or {}),
+            "architecture": architecture,
             "description": config.get("description", ""),
         }
+        if not trainable:
+            extra = sorted(set(config) - {"protocol", "seed", "architecture", "description"})
+            if extra:
+                raise ConfigError(
+                    f"{path}: architecture '{architecture['name']}' needs no training: remove the "
+                    f"training section(s) {extra}."
+                )
+            return cls(directory=directory, config=validated)
+
+        validated.update(
+            task=_section(config, "task", path),
+            optimizer=_section(config, "optimizer", path, default_name="Adam"),
+            trainer=dict(config.get("trainer") or {}),
+        )
         try:
             get_task_class(validated["task"]["name"])
-            get_architecture(validated["architecture"]["name"])
         except ValueError as e:
             raise ConfigError(f"{path}: {e}") from e
 
@@ -129,6 +181,14 @@ class Experiment:
                 f"{path}: unknown optimizer '{validated['optimizer']['name']}': use the name of a "
                 "torch.optim class (e.g. SGD, Adam, AdamW)."
             )
+        from .schedules import check_margin_scheduler, check_scheduler
+        from .augmentation import check_augmentation
+
+        validated["scheduler"] = check_scheduler(config.get("scheduler"), path)
+        validated["margin_scheduler"] = check_margin_scheduler(config.get("margin_scheduler"), path)
+        validated["augmentation"] = check_augmentation(config.get("augmentation"), path)
+        validated["logger"] = _logger(config.get("logger", "csv"), path)
+        validated["checkpoint"] = _checkpointing(config.get("checkpoint"), path)
         return cls(directory=directory, config=validated)
 
     @property
@@ -155,6 +215,24 @@ class Experiment:
     def training_summary(self) -> Path:
         return self.directory / "training.json"
 
+    @property
+    def training_plot(self) -> Path:
+        return self.directory / "training.png"
+
+    @property
+    def logs(self) -> Path:
+        return self.directory / "logs"
+
+    def clear_training_outputs(self) -> None:
+        """Delete checkpoints, logs, training.json and training.png (before training from scratch)"""
+        import shutil
+
+        for directory in (self.checkpoints, self.logs, self.directory / "tensorboard"):
+            if directory.exists():
+                shutil.rmtree(directory)
+        self.training_summary.unlink(missing_ok=True)
+        self.training_plot.unlink(missing_ok=True)
+
     def protocol_name(self, protocol: Optional[str] = None) -> str:
         """Protocol given on the command line, else the config's default"""
         name = protocol or self.config.get("protocol")
@@ -164,8 +242,65 @@ class Experiment:
             )
         return name
 
+    @property
+    def trainable(self) -> bool:
+        """False for training-free architectures (e.g. the log-mel statistics baseline)"""
+        return "task" in self.config
+
     def is_trained(self) -> bool:
+        """Whether a checkpoint and its training summary exist (always True when there is nothing to train)"""
+        if not self.trainable:
+            return True
         return self.best_checkpoint.is_file() and self.training_summary.is_file()
+
+    def checkpoint(self, path=None) -> Optional[Path]:
+        """The checkpoint to use: `path`, else the best checkpoint
+
+        Returns
+        -------
+        checkpoint : Path or None
+            None for training-free architectures (without `path`).
+
+        Raises
+        ------
+        MissingFileError
+            When the checkpoint does not exist, saying how to train the experiment.
+        """
+        if path is None and not self.trainable:
+            return None
+        checkpoint = Path(path) if path is not None else self.best_checkpoint
+        if not checkpoint.is_file():
+            raise MissingFileError(
+                f"No checkpoint '{checkpoint}': train first with `pyannote-audio-emb train {self.directory}`."
+            )
+        return checkpoint
+
+    def load_model(self, checkpoint=None, trust: bool = False):
+        """The experiment's embedding model, for inference
+
+        Parameters
+        ----------
+        checkpoint : str or Path, optional
+            Defaults to :meth:`checkpoint`.
+        trust : bool, optional
+            Unpickle anything the checkpoint holds (see
+            :func:`pyannote_embloss.checkpoint.load_checkpoint`). Defaults to False.
+        """
+        from .inference import load_model
+
+        path = self.checkpoint(checkpoint)
+        if path is None:
+            from .models import get_architecture
+
+            section = self.config["architecture"]
+            try:
+                model = get_architecture(section["name"])(**section["params"])
+            except TypeError as e:
+                raise ConfigError(
+                    f"{self.directory / CONFIG}: invalid architecture.params for '{section['name']}': {e}."
+                ) from e
+            return load_model(model)
+        return load_model(path, trust=trust)
 
     def read_training_summary(self) -> dict:
         return json.loads(self.training_summary.read_text())

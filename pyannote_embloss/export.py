@@ -11,17 +11,13 @@ until long enough, as in PyTorch, so any input of at least one sample works.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import torch
 from pyannote.audio.core.model import Model
 
-from .io import atomic_path
-
-PathLike = Union[str, os.PathLike]
+from .io import PathLike, atomic_path
 
 INPUT_NAME = "waveforms"
 OUTPUT_NAME = "embeddings"

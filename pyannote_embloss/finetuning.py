@@ -14,18 +14,17 @@ speakers.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import List, Tuple
 
-import torch
 from pyannote.audio.core.model import Model
 
-from .experiment import ConfigError, Experiment
+from .checkpoint import architecture_class, load_checkpoint
+from .errors import ConfigError, DataError, MissingFileError
+from .experiment import Experiment
+from .io import PathLike
 from .models import get_architecture
-
-PathLike = Union[str, os.PathLike]
 
 #: prefix of the training loss' parameters in checkpoints (see SpeakerEmbeddingTask.setup_loss_func)
 LOSS_PREFIX = "loss_func."
@@ -41,6 +40,9 @@ class PretrainedCheckpoint:
     ----------
     path : str or Path
         Checkpoint written by ``pyannote-audio-emb train`` (``.ckpt``).
+    trust : bool, optional
+        Unpickle anything it holds (see :mod:`pyannote_embloss.checkpoint`).
+        Defaults to False.
 
     Attributes
     ----------
@@ -53,30 +55,23 @@ class PretrainedCheckpoint:
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         When `path` does not exist.
-    ValueError
+    DataError
         When it is not a pyannote.audio model checkpoint.
+    UntrustedCheckpointError
+        When it holds more than weights and allow-listed classes.
     """
 
-    def __init__(self, path: PathLike):
+    def __init__(self, path: PathLike, trust: bool = False):
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"No pretrained checkpoint '{self.path}': pass a .ckpt written by "
                 "`pyannote-audio-emb train` (e.g. EXPERIMENT_DIR/checkpoints/best.ckpt)."
             )
-        try:
-            checkpoint = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise ValueError(f"Could not read pretrained checkpoint '{self.path}': {e}") from e
-        missing = [key for key in ("state_dict", "hyper_parameters", "pyannote.audio") if key not in checkpoint]
-        if missing:
-            raise ValueError(
-                f"'{self.path}' is not a pyannote.audio model checkpoint (no {', '.join(missing)})."
-            )
-        architecture = checkpoint["pyannote.audio"]["architecture"]
-        self.architecture = get_architecture(f"{architecture['module']}.{architecture['class']}")
+        checkpoint = load_checkpoint(self.path, trust=trust)
+        self.architecture = architecture_class(checkpoint, self.path, trust=trust)
         self.hyper_parameters = dict(checkpoint["hyper_parameters"])
         self.state_dict = {
             key: value for key, value in checkpoint["state_dict"].items() if not key.startswith(LOSS_PREFIX)
@@ -148,7 +143,7 @@ def build_pretrained_model(experiment: Experiment, task, pretrained: PretrainedC
     try:
         model.load_state_dict(pretrained.state_dict, strict=True)
     except RuntimeError as e:
-        raise ValueError(f"Could not load the weights of '{pretrained.path}' into {type(model).__name__}: {e}") from e
+        raise DataError(f"Could not load the weights of '{pretrained.path}' into {type(model).__name__}: {e}") from e
     return model, overridden
 
 
@@ -171,7 +166,7 @@ def freeze_frontend(model: Model) -> List[str]:
     """
     modules = FRONTENDS.get(type(model).__name__)
     if modules is None:
-        raise ValueError(
+        raise ConfigError(
             f"--freeze-frontend: no known front-end for architecture {type(model).__name__} "
             f"(known: {', '.join(FRONTENDS)})."
         )

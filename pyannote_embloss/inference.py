@@ -14,7 +14,6 @@ or, equivalently, ``torch.hub.load(REPOSITORY, "emb", source="local", checkpoint
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
@@ -22,18 +21,19 @@ import numpy as np
 import torch
 from pyannote.audio.core.io import AudioFile
 from pyannote.audio.core.model import Model
-from pyannote.audio.core.task import UnknownSpecificationsError
 from pyannote.core import Segment, SlidingWindowFeature
 
 from .audio import load_audio
-from .evaluation.extraction import embed_sliding_windows_waveform, embed_waveform
-
-WINDOWS = ("sliding", "whole")
+from .embedding import Window, embed_waveform
+from .checkpoint import load_model_checkpoint
+from .errors import MissingFileError
+from .io import PathLike
 
 
 def load_model(
-    checkpoint: Union[str, os.PathLike, Model],
+    checkpoint: Union[PathLike, Model],
     device: Optional[Union[str, torch.device]] = None,
+    trust: bool = False,
 ) -> Model:
     """Load an embedding model for inference
 
@@ -45,6 +45,10 @@ def load_model(
         (its ``checkpoints/best.ckpt`` is used), or an already loaded Model.
     device : str or torch.device, optional
         Defaults to CPU (as pyannote.audio).
+    trust : bool, optional
+        Unpickle anything the checkpoint holds. Defaults to False: only
+        weights and the classes pyannote.audio and this plugin save are
+        loaded (see :mod:`pyannote_embloss.checkpoint`).
 
     Returns
     -------
@@ -53,23 +57,29 @@ def load_model(
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         When the checkpoint does not exist.
+    UntrustedCheckpointError
+        When the checkpoint holds more than weights and allow-listed classes.
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
     if isinstance(checkpoint, Model):
         model = checkpoint
     else:
         path = Path(checkpoint).expanduser()
+        if path.is_dir() and not (path / "checkpoints" / "best.ckpt").is_file() and (path / "config.yml").is_file():
+            from .experiment import Experiment
+
+            return Experiment.load(path).load_model(trust=trust).to(device)
         if path.is_dir() and (path / "checkpoints" / "best.ckpt").is_file():
             path = path / "checkpoints" / "best.ckpt"
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"No checkpoint '{path}': pass the path of a .ckpt written by "
                 "`pyannote-audio-emb train` (e.g. EXPERIMENT_DIR/checkpoints/best.ckpt) "
                 "or an experiment directory that has one."
             )
-        model = Model.from_pretrained(path, map_location=device)
+        model = load_model_checkpoint(path, map_location=device, trust=trust)
     model.eval()
     return model.to(device)
 
@@ -114,29 +124,20 @@ class SpeakerEmbedding:
         step: Optional[float] = None,
         batch_size: int = 32,
     ):
-        if window not in WINDOWS:
-            raise ValueError(f"Unknown window '{window}': use one of {', '.join(WINDOWS)}.")
-        if window == "whole" and (duration is not None or step is not None):
-            raise ValueError("`duration` and `step` are sliding window options: do not set them with window='whole'.")
         model.eval()
         self.model = model
-        self.window = window
-        self.duration = self.step = None
-        if window == "sliding":
-            if duration is None:
-                try:
-                    duration = model.specifications.duration
-                except (AttributeError, UnknownSpecificationsError):
-                    raise ValueError(
-                        f"{type(model).__name__} has no training specifications (it was not loaded from a "
-                        "checkpoint): pass the sliding window `duration`."
-                    ) from None
-            self.duration, self.step = duration, step or duration / 4
-            if self.duration <= 0 or self.step <= 0:
-                raise ValueError(
-                    f"Window duration and step must be positive (got duration={self.duration}, step={self.step})."
-                )
+        self.window = Window(window, duration=duration, step=step).resolve(model)
         self.batch_size = batch_size
+
+    @property
+    def duration(self) -> Optional[float]:
+        """Sliding window duration, in seconds (None for whole files)"""
+        return self.window.duration
+
+    @property
+    def step(self) -> Optional[float]:
+        """Sliding window step, in seconds (None for whole files)"""
+        return self.window.step
 
     @property
     def dimension(self) -> int:
@@ -171,16 +172,7 @@ class SpeakerEmbedding:
         return load_audio(self.model.audio, str(path), segment)
 
     def _embed(self, waveform: torch.Tensor, start: float = 0.0) -> Union[SlidingWindowFeature, np.ndarray]:
-        if self.window == "whole":
-            return embed_waveform(self.model, waveform)
-        return embed_sliding_windows_waveform(
-            self.model,
-            waveform,
-            duration=self.duration,
-            step=self.step,
-            batch_size=self.batch_size,
-            start=start,
-        )
+        return embed_waveform(self.model, waveform, self.window, start=start, batch_size=self.batch_size)
 
     def __call__(self, file: AudioFile) -> Union[SlidingWindowFeature, np.ndarray]:
         """Embeddings of a whole file
@@ -220,17 +212,19 @@ class SpeakerEmbedding:
         return self._embed(self._load(file, segment), start=segment.start)
 
     def __repr__(self) -> str:
-        options = "" if self.window == "whole" else f", duration={self.duration:g}, step={self.step:g}"
-        return f"{type(self).__name__}({type(self.model).__name__}, window='{self.window}'{options})"
+        w = self.window
+        options = "" if w.kind == "whole" else f", duration={w.duration:g}, step={w.step:g}"
+        return f"{type(self).__name__}({type(self.model).__name__}, window='{w.kind}'{options})"
 
 
 def load(
-    checkpoint: Union[str, os.PathLike, Model],
+    checkpoint: Union[PathLike, Model],
     window: str = "sliding",
     duration: Optional[float] = None,
     step: Optional[float] = None,
     device: Optional[Union[str, torch.device]] = None,
     batch_size: int = 32,
+    trust: bool = False,
 ) -> SpeakerEmbedding:
     """Load a trained checkpoint as a callable :class:`SpeakerEmbedding`
 
@@ -248,13 +242,15 @@ def load(
         Defaults to CPU.
     batch_size : int, optional
         Number of windows embedded at once. Defaults to 32.
+    trust : bool, optional
+        See :func:`load_model`. Defaults to False.
 
     Returns
     -------
     model : SpeakerEmbedding
     """
     return SpeakerEmbedding(
-        load_model(checkpoint, device=device),
+        load_model(checkpoint, device=device, trust=trust),
         window=window,
         duration=duration,
         step=step,

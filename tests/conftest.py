@@ -11,7 +11,19 @@ import pytest
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # no pyannote.audio telemetry from tests
 
-from pyannote_embloss.protocols.speechocean762 import CorpusNotFoundError, find_corpus, prepare  # noqa: E402
+from pyannote_embloss.errors import CorpusNotFoundError  # noqa: E402
+from pyannote_embloss.protocols.speechocean762 import find_corpus, prepare  # noqa: E402
+
+
+#: fixtures that train a model: the tests using them are in the slow tier
+TRAINING_FIXTURES = {"trained_experiment", "checkpoint", "pretrained", "segmentation"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs a trained model as slow (`pytest -m "not slow"` skips them)"""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,9 @@ import pytest
 from pyannote.audio import Inference
 
 import pyannote_embloss
-from pyannote_embloss.apply import apply, audio_directory_files
+from pyannote_embloss.apply import apply
+from pyannote_embloss.audio import audio_directory_files
+from pyannote_embloss.embedding import Window
 from pyannote_embloss.inference import load_model
 from pyannote_embloss.pipelines import SAMPLE_PROTOCOL, sample_protocol
 from pyannote_embloss.protocols import get_protocol
@@ -89,7 +91,7 @@ def test_sliding_windows_and_settings_check(checkpoint, audio_dir, test_audio, t
     model = load_model(checkpoint)
     summary = apply(
         model, audio_directory_files(audio_dir), output,
-        window="sliding", duration=1.0, step=0.5, batch_size=8, progress=False, checkpoint=checkpoint,
+        window=Window("sliding", duration=1.0, step=0.5), batch_size=8, progress=False, checkpoint=checkpoint,
     )
     assert summary["computed"] == 6 and summary["skipped"] == 0
     reference = pyannote_embloss.load(checkpoint, duration=1.0, step=0.5)
@@ -136,6 +138,16 @@ def test_decoding_error_names_the_file_and_keeps_finished_work(trained_experimen
     # files before the bad one are embedded, saved and indexed
     assert sorted(read_index(output)) == uris[:position]
     assert all((output / f"{uri}.npy").is_file() for uri in uris[:position])
+
+    # --skip-errors: the bad file is listed in failed.csv, every other file is embedded
+    skipping = tmp_path / "skipping"
+    result = run_cli("apply", trained_experiment, audio_dir, skipping, "--no-progress", "--skip-errors")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 file(s) failed to decode" in result.stdout
+    with open(skipping / "failed.csv", newline="") as f:
+        (failed,) = list(csv.DictReader(f))
+    assert failed["uri"] == f"{third_speaker}/0" and failed["path"] == str(bad) and "Could not decode" in failed["error"]
+    assert sorted(read_index(skipping)) == [uri for uri in uris if uri != f"{third_speaker}/0"]
 
     # once the bad file is removed, the run resumes with the files left
     bad.unlink()

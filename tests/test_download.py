@@ -21,6 +21,7 @@ from torchcodec.decoders import AudioDecoder
 from pyannote_embloss.protocols import DownloadError, download, get_protocol, prepare
 from pyannote_embloss.protocols import speechocean762 as so
 from pyannote_embloss.protocols.download import find_root
+from pyannote_embloss.protocols.writer import seconds
 
 UTT_KEYED = ("wav.scp", "utt2spk", "text")
 SPK_KEYED = ("spk2utt", "spk2gender", "spk2age")
@@ -156,7 +157,7 @@ def test_download_then_prepare(server, archives, corpus_root, tmp_path):
     file = files["train"][0]
     assert Path(file["audio"]) == root / "WAVE" / f"{file['uri']}.WAV"
     original = AudioDecoder(str(corpus_root / "WAVE" / f"{file['uri']}.flac")).metadata
-    assert file["annotated"].extent().end == float(so.seconds(original.duration_seconds_from_header))
+    assert file["annotated"].extent().end == float(seconds(original.duration_seconds_from_header))
 
 
 def test_download_keeps_existing_corpus(server, tmp_path):

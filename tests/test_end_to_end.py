@@ -30,17 +30,21 @@ FRESH_PROCESS = textwrap.dedent(
     warnings.simplefilter("error", UserWarning)  # e.g. "loaded with strict=False"
     from pyannote.audio import Model
     from pyannote.audio.pipelines.speaker_verification import PretrainedSpeakerEmbedding
-    from pyannote_embloss.evaluation import detection_metrics, score_trials
-    from pyannote_embloss.evaluation.extraction import embed_files
-    from pyannote_embloss.evaluation.verification import load_trials
+    from pyannote_embloss.evaluation import Trials, detection_metrics, score_trials
+    from pyannote_embloss.embedding import embed_files
     from pyannote_embloss.models import SincTDNN
     from pyannote_embloss.protocols import get_protocol
 
     checkpoint, database_yml, num_speakers = sys.argv[1], sys.argv[2], int(sys.argv[3])
     protocol = get_protocol("SpeechOcean762.SpeakerVerification.Default", database_yml=database_yml)
-    trials, audio = load_trials(protocol, "test")
+    all_trials = Trials.from_protocol(protocol, "test")
+    audio = dict(zip(all_trials.uris, all_trials.paths))
     speakers = sorted({uri.split("/")[0] for uri in audio})[:num_speakers]
-    trials = [t for t in trials if t[0].split("/")[0] in speakers and t[1].split("/")[0] in speakers]
+    trials = [
+        (all_trials.uris[i], all_trials.uris[j], int(r))
+        for i, j, r in zip(all_trials.index1, all_trials.index2, all_trials.reference)
+        if all_trials.uris[i].split("/")[0] in speakers and all_trials.uris[j].split("/")[0] in speakers
+    ]
     uris = sorted({uri for t in trials for uri in t[:2]})
 
     def eer(embeddings):

@@ -11,7 +11,8 @@ import warnings
 import pytest
 import torch
 
-from pyannote_embloss.evaluation.verification import evaluate_model, load_trials
+from pyannote_embloss.evaluation import Trials
+from pyannote_embloss.evaluation.verification import evaluate_model
 from pyannote_embloss.experiment import ConfigError, Experiment
 from pyannote_embloss.finetuning import PretrainedCheckpoint, build_pretrained_model
 from pyannote_embloss.inference import load_model
@@ -69,8 +70,8 @@ def test_new_speakers_protocol(new_speakers, speechocean762_yml):
 
 
 def test_finetuning_lowers_eer_on_new_speakers(pretrained, new_speakers, tmp_path):
-    trials, audio = load_trials(get_protocol(PROTOCOL, database_yml=new_speakers), "test")
-    before = evaluate_model(load_model(pretrained), trials, audio, progress=False, n_resamples=10)["eer"]
+    trials = Trials.from_protocol(get_protocol(PROTOCOL, database_yml=new_speakers), "test")
+    before = evaluate_model(load_model(pretrained), trials, progress=False, n_resamples=10)["eer"]
 
     experiment = tmp_path / "finetune"
     experiment.mkdir()
@@ -87,7 +88,7 @@ def test_finetuning_lowers_eer_on_new_speakers(pretrained, new_speakers, tmp_pat
     assert summary["loss_parameters"] == 128 * NUM_SPEAKERS
 
     finetuned = experiment / "checkpoints" / "best.ckpt"
-    after = evaluate_model(load_model(finetuned), trials, audio, progress=False, n_resamples=10)["eer"]
+    after = evaluate_model(load_model(finetuned), trials, progress=False, n_resamples=10)["eer"]
     print(f"EER on the new speakers' test trials: {100 * before:.2f} % before fine-tuning, {100 * after:.2f} % after")
     assert after < before
 

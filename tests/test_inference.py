@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pyannote.audio import Inference
 from pyannote.core import Segment, SlidingWindowFeature
 from scipy.spatial.distance import cdist
 
 import pyannote_embloss
 from pyannote_embloss.audio import AudioDecodingError
-from pyannote_embloss.evaluation.extraction import embed_files
 from pyannote_embloss.inference import SpeakerEmbedding, load_model
 from pyannote_embloss.protocols import get_protocol
 
@@ -67,13 +67,18 @@ def test_paper_usage_same_speaker_pairs_are_closer(checkpoint, test_files):
     assert np.mean(same) < np.mean(different)
 
 
-def test_whole_window_matches_evaluation_embeddings(checkpoint, test_files):
+def test_whole_and_sliding_windows_match_pyannote_inference(checkpoint, test_files):
     paths = [paths[0] for paths in test_files.values()][:3]
     model = pyannote_embloss.load(checkpoint, window="whole")
     whole = np.stack([model(path) for path in paths])  # a plain path works too
     assert whole.shape == (3, 128)
-    # the same embeddings as `pyannote-audio-emb evaluate`
-    np.testing.assert_allclose(whole, embed_files(load_model(checkpoint), paths, progress=False), atol=1e-5)
+    # reference: pyannote.audio's own inference, independent of the plugin's extraction
+    inference = Inference(load_model(checkpoint), window="whole")
+    np.testing.assert_allclose(whole, np.stack([inference(path) for path in paths]), atol=1e-5)
+    sliding = pyannote_embloss.load(checkpoint, window="sliding")(paths[0])
+    reference = Inference(load_model(checkpoint), window="sliding", duration=2.0, step=0.5)(paths[0])
+    np.testing.assert_allclose(sliding.data, reference.data, atol=1e-5)
+    assert sliding.sliding_window.step == pytest.approx(reference.sliding_window.step)
 
 
 def test_crop_options_and_waveform_input(checkpoint, test_files):

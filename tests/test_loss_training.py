@@ -11,6 +11,8 @@ from pyannote_embloss.training import configure_optimizer
 
 from helpers import PROTOCOL, quiet_trainer
 
+pytestmark = pytest.mark.slow  # seven short trainings
+
 NUM_SPEAKERS = 8
 
 

@@ -113,11 +113,13 @@ def triplet_term(a, p, n, margin):
 # ------------------------------------------------------------------ registry
 
 
-def test_registry_names():
-    assert set(LOSSES) == {"softmax", "center", "coco", "aam", "am", "contrastive", "triplet"}
-    assert len(LOSSES) == 7
-    for name, cls in LOSSES.items():
-        assert get_loss_class(name) is cls
+def test_each_task_trains_the_loss_of_its_name():
+    from pyannote_embloss.tasks import TASKS
+
+    assert set(TASKS) == set(LOSSES)
+    for name, task in TASKS.items():
+        assert get_loss_class(name) is LOSSES[name]
+        assert get_loss_class(task.loss_name) is LOSSES[name], name
 
 
 def test_unknown_loss():

@@ -17,7 +17,7 @@ from pyannote_embloss.evaluation import (
     write_json,
     write_table,
 )
-from pyannote_embloss.evaluation.metrics import _SortedTrials, _summarize_curve
+from pyannote_embloss.evaluation.metrics import SortedTrials, summarize_curve
 
 # --- helpers ---------------------------------------------------------------------
 
@@ -52,9 +52,9 @@ def _brute_force_min_dcf(y_true, scores, p_target, c_miss=1.0, c_fa=1.0):
 
 
 def _fast_metrics(y_true, scores, target_trials=None, nontarget_trials=None):
-    trials = _SortedTrials(np.asarray(y_true, dtype=bool), np.asarray(scores, dtype=float))
+    trials = SortedTrials(np.asarray(y_true, dtype=bool), np.asarray(scores, dtype=float))
     fpr, fnr, thresholds = trials.det_curve(*trials.counts(target_trials, nontarget_trials))
-    return _summarize_curve(fpr, fnr, thresholds, np.array([0.01, 0.05]), 1.0, 1.0)
+    return summarize_curve(fpr, fnr, thresholds, np.array([0.01, 0.05]), 1.0, 1.0)
 
 
 # --- EER -----------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_fast_det_curve_matches_pyannote_on_repeated_trials(seed):
     target_trials = rng.integers(0, y_true.sum(), size=y_true.sum())
     nontarget_trials = rng.integers(0, (~y_true).sum(), size=(~y_true).sum())
 
-    trials = _SortedTrials(y_true, scores)
+    trials = SortedTrials(y_true, scores)
     fast = trials.det_curve(*trials.counts(target_trials, nontarget_trials))
 
     # same resample, materialised

@@ -101,5 +101,5 @@ def test_empty_audio_is_a_clear_error():
 
 def test_unknown_architecture_lists_known_ones():
     assert get_architecture("SincTDNN") is SincTDNN
-    with pytest.raises(ValueError, match="Known architectures: SincTDNN"):
+    with pytest.raises(ValueError, match="Known architectures: LogMelStatistics, SincTDNN"):
         get_architecture("ResNet")

@@ -20,7 +20,7 @@ from pyannote_embloss.pipelines import SpeakerDiarization, oracle_der, sample_fi
 from pyannote_embloss.pipelines.conversations import make_conversations
 from pyannote_embloss.protocols import get_protocol
 
-from helpers import PROTOCOL, run_module
+from helpers import PROTOCOL, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,8 @@ def test_pipeline_accepts_model_instances_and_refuses_vbx(checkpoint, segmentati
 
 def test_diarize_command_writes_rttm(checkpoint, segmentation, tmp_path):
     rttm = tmp_path / "sample.rttm"
-    result = run_module(
-        "pyannote_embloss.pipelines", "diarize", checkpoint, sample_file()["audio"],
+    result = run_cli(
+        "diarize", checkpoint, sample_file()["audio"],
         "--segmentation", segmentation, "--num-speakers", "2", "--rttm", rttm,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -84,7 +84,7 @@ def test_diarize_command_writes_rttm(checkpoint, segmentation, tmp_path):
 
 def test_oracle_der_on_sample(checkpoint, tmp_path):
     output = tmp_path / "oracle.json"
-    result = run_module("pyannote_embloss.pipelines", "oracle-der", checkpoint, "--json", output)
+    result = run_cli("oracle-der", checkpoint, "--json", output)
     assert result.returncode == 0, result.stderr[-3000:]
     print(result.stdout)
     report = json.loads(output.read_text())

@@ -10,16 +10,18 @@ import yaml
 from pyannote.database.registry import Registry
 from torchcodec.decoders import AudioDecoder
 
+from pyannote_embloss.errors import ConfigError
 from pyannote_embloss.protocols import (
-    CORPORA,
     DEFAULT_DATABASE_YML,
     CorpusNotFoundError,
     find_corpus,
     get_protocol,
     prepare,
+    prepare_corpus,
     prepare_if_missing,
 )
 from pyannote_embloss.protocols import speechocean762 as so
+from pyannote_embloss.protocols.writer import ProtocolWriter, Utterance, make_trials
 from pyannote_embloss.protocols.speechocean762 import ENV_VAR, PREPARE_COMMAND, PROTOCOL
 
 SUBSETS = {"train": 125, "development": 25, "test": 100}  # number of speakers
@@ -146,12 +148,17 @@ def test_trial_files_have_audio_and_try_with(trials):
 
 
 def test_make_trials_counts():
-    utterances = [so.Utterance(f"S{s}/{u:03d}", f"S{s}", Path("x")) for s in range(3) for u in range(4)]
-    trials = so.make_trials(utterances, seed="x")
+    utterances = [Utterance(f"S{s}/{u:03d}", f"S{s}", Path("x")) for s in range(3) for u in range(4)]
+    trials = make_trials(utterances, seed="x")
     assert Counter(t[0] for t in trials) == {1: 18, 0: 18}
-    assert trials == so.make_trials(list(reversed(utterances)), seed="x")
+    assert trials == make_trials(list(reversed(utterances)), seed="x")
+    # every target pair, once; non-target pairs of different speakers only
+    assert {(u1, u2) for r, u1, u2 in trials if r} == {
+        (a.uri, b.uri) for a in utterances for b in utterances if a.speaker == b.speaker and a.uri < b.uri
+    }
+    assert all(u1.split("/")[0] != u2.split("/")[0] for r, u1, u2 in trials if not r)
     with pytest.raises(ValueError, match="non-target"):
-        so.make_trials(utterances[:4], seed="x")  # a single speaker
+        make_trials(utterances[:4], seed="x")  # a single speaker
 
 
 def test_split_speakers():
@@ -201,10 +208,20 @@ def test_prepare_is_idempotent(speechocean762_yml, corpus_root):
 # the repository's database.yml
 
 
-def test_repository_yml_matches_generated_protocol():
+def test_repository_yml_matches_generated_protocol(speechocean762_yml):
     config = yaml.safe_load(DEFAULT_DATABASE_YML.read_text())
     assert "Requirements" not in config
-    assert config["Protocols"] == so.protocol_entries("data/speechocean762")
+    # the generated yml (absolute paths, in <tmp>/data/speechocean762) declares the same files
+    generated = yaml.safe_load(speechocean762_yml.read_text())["Protocols"]
+    repository = speechocean762_yml.parents[2]
+
+    def relative(entries):
+        if isinstance(entries, dict):
+            return {k: relative(v) for k, v in entries.items()}
+        path = Path(entries)
+        return str(path.relative_to(repository)) if path.is_absolute() else entries
+
+    assert config["Protocols"] == relative(generated)
     assert config["Databases"] == {"SpeechOcean762": "data/speechocean762/WAVE/{uri}.*"}
 
 
@@ -234,7 +251,8 @@ def test_repository_yml_after_prepare(speechocean762_yml, files, trials, monkeyp
 
 
 def test_fresh_clone_prepares_missing_protocol_files(corpus_root, tmp_path, monkeypatch):
-    """`train`/`evaluate`/`compare` on a fresh clone generate data/ from the local corpus"""
+    """On a fresh clone, get_protocol (so `train`, `evaluate`, `compare`, from Python as from the CLI)
+    generates data/ from the local corpus"""
     import pyannote_embloss.protocols as protocols
 
     clone = tmp_path / "clone"
@@ -254,13 +272,13 @@ def test_fresh_clone_prepares_missing_protocol_files(corpus_root, tmp_path, monk
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
     with pytest.warns(UserWarning, match=f"Ignoring {ENV_VAR}"):
         assert prepare_if_missing(PROTOCOL) is False
+        with pytest.raises(FileNotFoundError, match=re.escape(PREPARE_COMMAND)):
+            get_protocol(PROTOCOL)
     assert not (clone / "data").exists()
 
     monkeypatch.setenv(ENV_VAR, str(corpus_root))
-    with pytest.raises(FileNotFoundError, match=re.escape(PREPARE_COMMAND)):
-        get_protocol(PROTOCOL)
-    assert prepare_if_missing(PROTOCOL) is True
-    protocol = get_protocol(PROTOCOL)
+    protocol = get_protocol(PROTOCOL)  # generates the files first
+    assert (clone / "data" / "speechocean762" / "test.trial").is_file()
     assert len(list(protocol.train())) == 1250
     assert len(list(protocol.test_trial())) == 9000
     assert prepare_if_missing(PROTOCOL) is False  # already there: nothing to do
@@ -295,9 +313,19 @@ def test_get_protocol_uses_pyannote_database_config(speechocean762_yml, monkeypa
     assert next(protocol.train())["uri"] == "SPEAKER0001/000010011"
 
 
-def test_corpora_registry():
-    assert CORPORA["speechocean762"].prepare is prepare
-    assert CORPORA["speechocean762"].PROTOCOL == PROTOCOL
+def test_prepare_command_dispatches_to_the_corpus(corpus_root, speechocean762_yml, tmp_path):
+    output = tmp_path / "so762"
+    yml = prepare_corpus("speechocean762", root=corpus_root, output_dir=output, progress=False)
+    # the same protocol as the corpus module's own prepare (the session's), file for file
+    for name in ("train.lst", "development.trial", "test.trial", "test.rttm"):
+        assert (output / name).read_text() == (speechocean762_yml.parent / name).read_text()
+    assert len(list(get_protocol(PROTOCOL, database_yml=yml).test_trial())) == 9000
+    # options the corpus does not have are refused, and nothing is written
+    with pytest.raises(ConfigError, match="--trials is not an option of `prepare speechocean762`"):
+        prepare_corpus("speechocean762", root=corpus_root, output_dir=tmp_path / "other", trials=[Path("x.txt")])
+    with pytest.raises(ConfigError, match="Unknown corpus 'timit'.*speechocean762"):
+        prepare_corpus("timit")
+    assert not (tmp_path / "other").exists()
 
 
 # ---------------------------------------------------------------------------

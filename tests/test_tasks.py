@@ -5,12 +5,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from pyannote.metrics.binary_classification import det_curve
+from lightning import Callback
 
 from pyannote_embloss.models import SincTDNN
 from pyannote_embloss.protocols import get_protocol
-from pyannote_embloss.tasks import TASKS, get_task_class
+from pyannote_embloss.tasks import get_task_class
 from pyannote_embloss.tasks.classification import AdditiveAngularMargin
+from pyannote_embloss.evaluation import Trials
 from pyannote_embloss.tasks.validation import TrialEqualErrorRate
 
 from helpers import PROTOCOL, quiet_trainer
@@ -93,27 +94,37 @@ def test_pair_loss_with_one_chunk_per_speaker_is_refused(protocol, name):
 def test_unknown_task_lists_known_ones():
     with pytest.raises(ValueError, match="Known tasks: softmax, center, coco, aam, am, contrastive, triplet"):
         get_task_class("arcface")
-    assert len(TASKS) == 7
+
+
+def test_loss_parameters_reach_the_loss_and_unknown_ones_are_refused(protocol, tmp_path):
+    task = get_task_class("aam")(protocol, num_classes_per_batch=4, num_workers=0, margin=0.3, scale=20.0)
+    setup_task(task, tmp_path)
+    assert task.model.loss_func.margin == pytest.approx(0.3) and task.model.loss_func.scale == 20.0
+    # defaults are the loss class's: stated once
+    default = get_task_class("am")(protocol, num_classes_per_batch=4, num_workers=0)
+    assert default.loss_func_params() == {"margin": 0.2, "scale": 30.0}
+    with pytest.raises(ValueError, match=r"Unknown parameter\(s\) \['margin_deg'\] for task 'aam'.*margin, scale"):
+        get_task_class("aam")(protocol, margin_deg=3)
 
 
 def test_equal_error_rate_is_accumulated_over_batches():
     # upstream (c): EER computed per batch raised IndexError on one-class batches
-    rng = np.random.default_rng(0)
-    embeddings = torch.tensor(rng.normal(size=(6, 4)), dtype=torch.float32)
-    file1 = np.array([0, 0, 1, 2, 3, 4, 0, 5])
-    file2 = np.array([1, 2, 3, 4, 5, 5, 3, 1])
-    reference = np.array([1, 0, 1, 0, 1, 0, 1, 0])
-    metric = TrialEqualErrorRate(file1, file2, reference)
+    # file 0 against 6 others on the unit circle: target cosines 0.9, 0.8, 0.3, non-target 0.5, 0.2, 0.1;
+    # at threshold 0.5 one target of three is missed and one non-target of three accepted: EER = 1/3
+    cosines = [1.0, 0.9, 0.8, 0.3, 0.5, 0.2, 0.1]
+    angles = np.arccos(cosines)
+    embeddings = torch.tensor(np.stack([np.cos(angles), np.sin(angles)], axis=1) * np.arange(1, 8)[:, None],
+                              dtype=torch.float32)  # any norm: cosine scoring
+    uris = [f"f{i}" for i in range(7)]
+    trials = Trials(uris, [""] * 7, [0] * 6, list(range(1, 7)), [1, 1, 1, 0, 0, 0])
+    metric = TrialEqualErrorRate(trials)
     # one file per batch, in any order: no batch holds a complete trial list
-    for f in [5, 2, 0, 4, 1, 3]:
+    for f in [5, 2, 0, 4, 6, 1, 3]:
         metric.update(embeddings[f : f + 1], torch.tensor([f]))
-    normalised = torch.nn.functional.normalize(embeddings, dim=-1).numpy()
-    scores = (normalised[file1] * normalised[file2]).sum(-1)
-    _, _, _, expected = det_curve(reference, scores, distances=False)
-    assert metric.compute().item() == pytest.approx(expected, abs=1e-6)
+    assert metric.compute().item() == pytest.approx(1 / 3, abs=1e-6)
     # partial accumulation (e.g. a sanity check) with a single class: no crash, NaN
-    partial = TrialEqualErrorRate(file1, file2, reference)
-    partial.update(embeddings[:2], torch.tensor([0, 1]))
+    partial = TrialEqualErrorRate(trials)
+    partial.update(embeddings[:3], torch.tensor([0, 1, 2]))
     assert np.isnan(partial.compute().item())
 
 
@@ -131,15 +142,25 @@ def test_training_without_development_set(train_only_yml, tmp_path):
     assert model.loss_func.W.shape == (16, 125)
 
 
+class KeepInitialLoss(Callback):
+    """Copies the loss' parameters when training starts (they are created at setup)"""
+
+    def on_train_start(self, trainer, pl_module):
+        self.initial = {k: v.detach().clone() for k, v in pl_module.loss_func.state_dict().items()}
+
+
 def test_loss_parameters_are_trained_and_checkpointed(protocol, tmp_path):
     task = get_task_class("center")(protocol, num_classes_per_batch=4, batches_per_epoch=2, num_workers=0)
     task.cache = tmp_path / "cache.npz"
     model = SincTDNN(task=task, stride=10, channels=[32, 32, 32, 32, 64], dimension=16)
-    trainer = quiet_trainer(tmp_path, limit_val_batches=0)
-    before = model.state_dict() if hasattr(model, "loss_func") else None
-    assert before is None  # the loss is attached at setup, when speakers are known
+    initial = KeepInitialLoss()
+    trainer = quiet_trainer(tmp_path, limit_val_batches=0, callbacks=[initial])
+    assert not hasattr(model, "loss_func")  # the loss is attached at setup, when speakers are known
     trainer.fit(model)
     centers = model.loss_func.centers.detach().clone()
+    # the model's optimizer trained them: the classifier and the centers of the batches' speakers moved
+    assert not torch.equal(initial.initial["W"], model.loss_func.W.detach())
+    assert not torch.equal(initial.initial["centers"], centers)
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
     state_dict = torch.load(path, weights_only=False)["state_dict"]

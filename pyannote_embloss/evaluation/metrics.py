@@ -38,9 +38,11 @@ from pyannote.metrics.binary_classification import det_curve
 
 __all__ = [
     "check_trials",
+    "equal_error_rate",
     "detection_metrics",
     "bootstrap_confidence_intervals",
     "min_dcf_key",
+    "paired_bootstrap_eer_difference",
 ]
 
 
@@ -149,29 +151,33 @@ def _check_costs(p_targets: Sequence[float], c_miss: float, c_fa: float) -> np.n
 # --- summaries of a DET curve --------------------------------------------------
 
 
-def _eer(fpr: np.ndarray, fnr: np.ndarray) -> tuple[float, int, float]:
-    """Equal error rate as the crossing of the DET curve with the diagonal
+def equal_error_rate(fpr: np.ndarray, fnr: np.ndarray) -> tuple[float, int]:
+    """Equal error rate: where the DET curve crosses the fpr = fnr diagonal
+
+    The one EER of the package: model selection during training and every
+    report (``evaluate``, ``compare``) use it (see the module docstring for
+    how it differs from pyannote.metrics' estimate).
 
     Parameters
     ----------
     fpr, fnr : np.ndarray
-        DET curve, starting at (0, 1) and ending at (1, 0).
+        DET curve, starting at (0, 1) and ending at (1, 0), e.g. from
+        ``pyannote.metrics.binary_classification.det_curve``.
 
     Returns
     -------
     eer : float
         Equal error rate.
     index : int
-        Index `i` of the first point with fpr > fnr (crossing is in [i-1, i]).
-    position : float
-        Position t in [0, 1[ of the crossing along the segment [i-1, i].
+        Index `i` of the first point with fpr > fnr (the crossing is on the
+        segment [i-1, i]).
     """
     i = int(np.argmax(fpr > fnr))  # always exists: last point is (1, 0)
     d0 = fnr[i - 1] - fpr[i - 1]  # >= 0
     d1 = fnr[i] - fpr[i]  # < 0
     t = d0 / (d0 - d1)
     eer = fpr[i - 1] + t * (fpr[i] - fpr[i - 1])
-    return float(eer), i, float(t)
+    return float(eer), i
 
 
 def _eer_pyannote(fpr: np.ndarray, fnr: np.ndarray) -> float:
@@ -189,7 +195,7 @@ def _normalized_dcf(
     return cost / np.minimum(c_miss * p, c_fa * (1.0 - p))
 
 
-def _summarize_curve(
+def summarize_curve(
     fpr: np.ndarray,
     fnr: np.ndarray,
     thresholds: np.ndarray,
@@ -198,7 +204,7 @@ def _summarize_curve(
     c_fa: float,
 ) -> dict:
     """EER and minDCF (with their thresholds) of a DET curve"""
-    eer, i, _ = _eer(fpr, fnr)
+    eer, i = equal_error_rate(fpr, fnr)
     # of the two operating points around the crossing, the one with the smaller
     # worst error rate (never the +inf threshold, whose worst error rate is 1)
     worst = np.maximum(fpr[i - 1 : i + 1], fnr[i - 1 : i + 1])
@@ -262,7 +268,7 @@ def detection_metrics(
     y_true, scores = check_trials(y_true, scores)
     p_targets = _check_costs(p_targets, c_miss, c_fa)
     fpr, fnr, thresholds, _ = det_curve(y_true, scores, distances=False)
-    metrics = _summarize_curve(fpr, fnr, thresholds, p_targets, c_miss, c_fa)
+    metrics = summarize_curve(fpr, fnr, thresholds, p_targets, c_miss, c_fa)
     metrics["num_target"] = int(np.sum(y_true))
     metrics["num_nontarget"] = int(len(y_true) - metrics["num_target"])
     return metrics
@@ -271,7 +277,7 @@ def detection_metrics(
 # --- fast re-weighted DET curves (bootstrap) -----------------------------------
 
 
-class _SortedTrials:
+class SortedTrials:
     """Trials sorted once by decreasing score, for fast DET curves of resampled trials
 
     A resample is described by how many times each target (resp. non-target)
@@ -408,7 +414,7 @@ def bootstrap_confidence_intervals(
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in ]0, 1[ (got {confidence}).")
 
-    trials = _SortedTrials(y_true, scores)
+    trials = SortedTrials(y_true, scores)
     num_target, num_nontarget = len(trials.target_groups), len(trials.nontarget_groups)
     rng = np.random.default_rng(seed)
 
@@ -420,7 +426,7 @@ def bootstrap_confidence_intervals(
             rng.integers(0, num_nontarget, size=num_nontarget),
         )
         fpr, fnr, _ = trials.det_curve(*counts)
-        eers[r], _, _ = _eer(fpr, fnr)
+        eers[r], _ = equal_error_rate(fpr, fnr)
         dcfs[:, r] = np.min(_normalized_dcf(fpr, fnr, p_targets, c_miss, c_fa), axis=1)
 
     percentiles = 100.0 * np.array([(1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0])
@@ -428,3 +434,68 @@ def bootstrap_confidence_intervals(
     for p, values in zip(p_targets, dcfs):
         intervals[min_dcf_key(p)] = tuple(float(v) for v in np.percentile(values, percentiles))
     return intervals
+
+
+def paired_bootstrap_eer_difference(
+    y_true: ArrayLike,
+    scores_a: Sequence[ArrayLike],
+    scores_b: Sequence[ArrayLike],
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple[float, tuple[float, float]]:
+    """EER of system A minus EER of system B on the same trials, with a paired bootstrap interval
+
+    Each system may have several runs (seeds), scored on the same trials:
+    its EER is the mean over its runs. Every resample draws the trials (with
+    replacement, separately among target and non-target trials) once and
+    applies the draw to every run of both systems, so that the interval
+    reflects the variability of the trials while the comparison stays paired.
+
+    Parameters
+    ----------
+    y_true : (n_trials, ) array-like
+        Reference of the trials (shared by all runs).
+    scores_a, scores_b : sequence of (n_trials, ) array-like
+        Scores of each run of system A and of system B.
+    n_resamples : int, optional
+        Defaults to 1000.
+    confidence : float, optional
+        Defaults to 0.95.
+    seed : int, optional
+        Seed of the resampling. Defaults to 0.
+
+    Returns
+    -------
+    difference : float
+        mean EER(A) − mean EER(B) on the original trials.
+    interval : (float, float)
+        Its `confidence` percentile interval. The difference is significant
+        at that level when the interval does not contain 0.
+    """
+    if not scores_a or not scores_b:
+        raise ValueError("each system needs at least one run of scores.")
+    checked = [check_trials(y_true, s) for s in list(scores_a) + list(scores_b)]
+    y_true = checked[0][0]
+    sorted_runs = [SortedTrials(y_true, scores) for _, scores in checked]
+    split = len(scores_a)
+
+    def difference(draw_target=None, draw_nontarget=None) -> float:
+        eers = []
+        for trials in sorted_runs:
+            fpr, fnr, _ = trials.det_curve(*trials.counts(draw_target, draw_nontarget))
+            eers.append(equal_error_rate(fpr, fnr)[0])
+        return float(np.mean(eers[:split]) - np.mean(eers[split:]))
+
+    num_target = int(np.sum(y_true))
+    num_nontarget = len(y_true) - num_target
+    rng = np.random.default_rng(seed)
+    differences = np.array(
+        [
+            difference(rng.integers(0, num_target, size=num_target), rng.integers(0, num_nontarget, size=num_nontarget))
+            for _ in range(int(n_resamples))
+        ]
+    )
+    percentiles = 100.0 * np.array([(1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0])
+    low, high = np.percentile(differences, percentiles)
+    return difference(), (float(low), float(high))

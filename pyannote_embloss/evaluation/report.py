@@ -28,11 +28,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..io import PathLike, atomic_path, atomic_write_text
-from .metrics import _eer, check_trials
+from .metrics import check_trials, equal_error_rate
 
-__all__ = ["write_json", "make_row", "write_table", "plot_det_curves"]
+__all__ = ["write_json", "make_row", "write_table", "plot_det_curves", "plot_eer_vs_snr"]
 
 CI_SUFFIX = "_ci"
+STD_SUFFIX = "_std"
 
 
 # --- JSON ----------------------------------------------------------------------
@@ -133,35 +134,47 @@ def _default_columns(rows: Sequence[Mapping]) -> list[str]:
         for key in row:
             if key in columns:
                 continue
-            if key.endswith(CI_SUFFIX) and key[: -len(CI_SUFFIX)] in row:
+            if key.endswith((CI_SUFFIX, STD_SUFFIX)) and key.rsplit("_", 1)[0] in row:
                 continue
             columns.append(key)
     return columns
 
 
 def _is_rate(column: str) -> bool:
-    """Whether a column is an error rate, shown as a percentage in Markdown"""
-    return column.startswith("eer") and "threshold" not in column
+    """Whether a column is an error rate (or a relative change), shown as a percentage in Markdown"""
+    return column.startswith(("eer", "degradation")) and "threshold" not in column
+
+
+
+#: Markdown headers of columns, by name
+_LABELS = {
+    "system": "System",
+    "eer": "EER (%)",
+    "eer_mean": "EER mean-norm (%)",
+    "eer_asnorm": "EER AS-norm (%)",
+    "eer_gap": "gap to best (EER points) [95 % CI]",
+    "vs_best": "vs best",
+    "eer_pyannote": "EER pyannote.metrics (%)",
+    "eer_threshold": "EER threshold",
+    "num_target": "# target",
+    "num_nontarget": "# non-target",
+}
+#: Markdown headers of parametrised columns: (prefix, suffix, header format)
+_PATTERNS = (
+    ("eer[", "]", "EER {} (%)"),
+    ("degradation[", "]", "Δ {} (%)"),
+    ("min_dcf_threshold_", "", "minDCF threshold (P_tar={})"),
+    ("min_dcf_", "", "minDCF (P_tar={})"),
+)
 
 
 def _label(column: str) -> str:
     """Human-readable Markdown header of a column"""
-    if column == "system":
-        return "System"
-    if column == "eer":
-        return "EER (%)"
-    if column == "eer_pyannote":
-        return "EER pyannote.metrics (%)"
-    if column == "eer_threshold":
-        return "EER threshold"
-    if column.startswith("min_dcf_threshold_"):
-        return f"minDCF threshold (P_tar={column[len('min_dcf_threshold_'):]})"
-    if column.startswith("min_dcf_"):
-        return f"minDCF (P_tar={column[len('min_dcf_'):]})"
-    if column == "num_target":
-        return "# target"
-    if column == "num_nontarget":
-        return "# non-target"
+    if column in _LABELS:
+        return _LABELS[column]
+    for prefix, suffix, header in _PATTERNS:
+        if column.startswith(prefix) and column.endswith(suffix):
+            return header.format(column[len(prefix) : len(column) - len(suffix)])
     return column
 
 
@@ -184,6 +197,10 @@ def _format_number(value, column: str) -> str:
 
 def _markdown_cell(row: Mapping, column: str) -> str:
     cell = _format_number(row.get(column), column)
+    if row.get(column + STD_SUFFIX) is not None:
+        cell = f"{cell} ± {_format_number(row[column + STD_SUFFIX], column)}"
+    if column.startswith("degradation") and row.get(column) is not None:
+        cell = f"{100 * row[column]:+.1f}"
     interval = row.get(column + CI_SUFFIX)
     if interval is not None:
         low, high = (_format_number(v, column) for v in interval)
@@ -215,6 +232,8 @@ def _render_csv(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
     header = []
     for column in columns:
         header.append(column)
+        if any(column + STD_SUFFIX in row for row in rows):
+            header.append(column + STD_SUFFIX)
         if any(column + CI_SUFFIX in row for row in rows):
             header.extend([f"{column}_low", f"{column}_high"])
 
@@ -225,6 +244,8 @@ def _render_csv(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
         values = []
         for column in columns:
             values.append(_csv_value(row.get(column)))
+            if column + STD_SUFFIX in header:
+                values.append(_csv_value(row.get(column + STD_SUFFIX)))
             if f"{column}_low" in header:
                 low, high = row.get(column + CI_SUFFIX) or (None, None)
                 values.extend([_csv_value(low), _csv_value(high)])
@@ -346,7 +367,7 @@ def plot_det_curves(
     ax = fig.add_subplot()
     for name, (y_true, scores) in checked.items():
         fpr, fnr, _, _ = det_curve(y_true, scores, distances=False)
-        eer, _, _ = _eer(fpr, fnr)
+        eer, _ = equal_error_rate(fpr, fnr)
         (line,) = ax.plot(_probit(fpr), _probit(fnr), label=f"{name} (EER = {100 * eer:.2f} %)")
         ax.plot(_probit(eer), _probit(eer), "o", color=line.get_color())
 
@@ -366,6 +387,51 @@ def plot_det_curves(
         ax.set_title(title)
     fig.tight_layout()
 
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return Path(path)
+
+
+def plot_eer_vs_snr(rows: Sequence[Mapping], conditions, path: PathLike, title: str | None = None, dpi: int = 150) -> Path:
+    """EER against SNR, one line per system and kind of noise (clean drawn at the right), in one PNG
+
+    Parameters
+    ----------
+    rows : list of dict
+        Comparison rows, with "eer" (clean) and "eer[<condition>]" values.
+    conditions : list of Condition
+        Those with a noise and an SNR are drawn.
+    path : str or Path
+        Destination PNG file.
+    """
+    from matplotlib.figure import Figure
+
+    kinds = sorted({(c.reverb, c.noise) for c in conditions if c.noise is not None})
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.add_subplot()
+    snrs = sorted({c.snr for c in conditions if c.noise is not None})
+    clean_x = (max(snrs) + 5.0) if snrs else 0.0
+    styles = ["-", "--", ":", "-."]
+    for r, row in enumerate(rows):
+        color = f"C{r % 10}"
+        for k, (reverb, noise) in enumerate(kinds):
+            points = sorted(
+                (c.snr, row[f"eer[{c.name}]"]) for c in conditions
+                if c.noise == noise and c.reverb == reverb and f"eer[{c.name}]" in row
+            )
+            xs = [x for x, _ in points] + [clean_x]
+            ys = [100 * y for _, y in points] + [100 * row["eer"]]
+            label = row["system"] if len(kinds) == 1 else f"{row['system']} ({'reverb+' if reverb else ''}{noise})"
+            ax.plot(xs, ys, styles[k % len(styles)], marker="o", color=color, label=label)
+    ax.set_xticks(snrs + [clean_x])
+    ax.set_xticklabels([f"{s:g}" for s in snrs] + ["clean"])
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel("EER (%)")
+    ax.grid(True, alpha=0.5)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return Path(path)

@@ -1,14 +1,11 @@
-"""Cosine scoring of speaker-verification trials"""
+"""Cosine similarity of pairs of embeddings: the one scoring function of the package"""
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
-
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 
-__all__ = ["cosine_scores", "score_trials"]
+__all__ = ["cosine_scores"]
 
 
 def _check_index(index: ArrayLike, name: str, num_embeddings: int) -> np.ndarray:
@@ -27,12 +24,6 @@ def _check_index(index: ArrayLike, name: str, num_embeddings: int) -> np.ndarray
             f"e.g. {bad[:10].tolist()}."
         )
     return index
-
-
-def _is_valid_norm(embeddings: np.ndarray) -> np.ndarray:
-    """Whether each row has a finite, positive L2 norm"""
-    norms = np.linalg.norm(embeddings, axis=1)
-    return np.isfinite(norms) & (norms > 0)
 
 
 def _normalize(embeddings: np.ndarray, used: np.ndarray) -> np.ndarray:
@@ -123,90 +114,3 @@ def cosine_scores(
             "ij,ij->i", normalized[index1[chunk]], normalized[index2[chunk]]
         )
     return scores
-
-
-def score_trials(
-    embeddings: Mapping[str, ArrayLike],
-    trials: Iterable[tuple[str, str, object]],
-    batch_size: int = 1024,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine scores of (uri1, uri2, reference) trials
-
-    Parameters
-    ----------
-    embeddings : dict
-        Maps each file uri to its (dimension, ) embedding.
-    trials : iterable of (uri1, uri2, reference)
-        Trials; `reference` is True/1 for target (same speaker) trials and
-        False/0 for non-target trials.
-    batch_size : int, optional
-        See :func:`cosine_scores`.
-
-    Returns
-    -------
-    y_true : (num_trials, ) np.ndarray of bool
-        Reference of each trial.
-    scores : (num_trials, ) np.ndarray of float64
-        Cosine similarity of each trial.
-
-    Raises
-    ------
-    KeyError
-        When a trial uri has no embedding (the message names the uri and trial).
-    ValueError
-        When there is no trial, a trial is malformed, embeddings have
-        inconsistent dimensions, or an embedding has zero norm.
-    """
-    trials = trials if isinstance(trials, list) else list(trials)
-    if not trials:
-        raise ValueError("there is no trial to score.")
-    try:
-        table = np.array(trials, dtype=object)
-    except ValueError:  # ragged
-        table = None
-    if table is None or table.ndim != 2 or table.shape[1] != 3:
-        for t, trial in enumerate(trials):
-            try:
-                if len(trial) == 3:
-                    continue
-            except TypeError:
-                pass
-            raise ValueError(f"trial #{t} must be a (uri1, uri2, reference) triplet (got {trial!r}).")
-        raise ValueError("trials must be (uri1, uri2, reference) triplets of scalars (e.g. str, str, bool).")
-
-    references = table[:, 2]
-    valid = np.array((references == 0) | (references == 1), dtype=bool)  # also True / False, numpy scalars
-    if not valid.all():
-        t = int(np.argmin(valid))
-        raise ValueError(
-            f"trial #{t} ({table[t, 0]}, {table[t, 1]}) has reference {references[t]!r}: "
-            "expected 0/1 or False/True."
-        )
-    y_true = references.astype(bool)
-
-    # one row per distinct uri (hash-based, in order of first appearance)
-    codes, uris = pd.factorize(np.concatenate([table[:, 0], table[:, 1]]), sort=False)
-    index1, index2 = codes[: len(trials)], codes[len(trials) :]
-    missing = [row for row, uri in enumerate(uris) if uri not in embeddings]
-    if missing:
-        row = missing[0]
-        t = int(np.flatnonzero((index1 == row) | (index2 == row))[0])
-        raise KeyError(f"no embedding for uri '{uris[row]}' (used by trial #{t}).")
-
-    vectors = [np.asarray(embeddings[uri]).reshape(-1) for uri in uris]
-    dimensions = {len(v) for v in vectors}
-    if len(dimensions) > 1:
-        raise ValueError(f"embeddings have inconsistent dimensions {sorted(dimensions)}.")
-    matrix = np.stack(vectors)
-
-    try:
-        scores = cosine_scores(matrix, index1, index2, batch_size=batch_size)
-    except ValueError as e:
-        bad = [uris[i] for i in np.flatnonzero(~_is_valid_norm(matrix))]
-        if bad:  # name files rather than rows
-            raise ValueError(
-                f"cannot compute cosine similarity: embeddings of {len(bad)} file(s) "
-                f"have zero norm or non-finite values, e.g. {bad[:10]}."
-            ) from e
-        raise
-    return y_true, scores

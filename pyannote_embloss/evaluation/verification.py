@@ -1,80 +1,193 @@
-"""Speaker verification evaluation of a trained experiment on protocol trials"""
+"""Speaker verification evaluation of a model, or of an experiment, on protocol trials
+
+Every trial file is embedded whole (:func:`pyannote_embloss.embedding.embed_files`),
+trials are scored by cosine similarity (:meth:`Trials.score`), raw and, with a
+cohort of training speakers, mean-normalised and AS-normalised, and each
+scoring gets its EER, minDCF and bootstrap confidence intervals.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 from pyannote.audio.core.model import Model
 
+from ..augmentation import NoiseSource
+from ..conditions import Condition, TestConditions, check_disjoint
+from ..embedding import embed_files
+from ..errors import DataError
+from ..lock import OutputLock
 from ..experiment import Experiment
 from ..protocols import get_protocol
-from .extraction import embed_files
 from .metrics import bootstrap_confidence_intervals, detection_metrics
+from .normalization import Cohort, normalizations
 from .report import plot_det_curves, write_json
-from .scoring import score_trials
+from .trials import Trials
 
-SUBSETS = ("development", "test")
+__all__ = ["training_cohort", "evaluate_model", "evaluate_conditions", "evaluate"]
+
+#: default number of training files per cohort speaker
+COHORT_FILES_PER_SPEAKER = 4
+#: default number of highest cohort scores kept by AS-norm
+TOP_N = 100
 
 
-def load_trials(protocol, subset: str = "test"):
-    """Trials of a protocol subset, as plain (uri1, uri2, reference) and uri → audio path
+def training_files(protocol, files_per_speaker: Optional[int] = None) -> tuple[list, list]:
+    """(audio paths, speakers) of single-speaker training files, sorted by uri
 
     Parameters
     ----------
-    protocol : pyannote.database SpeakerVerificationProtocol
-    subset : {"development", "test"}
-
-    Returns
-    -------
-    trials : list of (str, str, int)
-    audio : dict
-        Audio path of each uri.
+    protocol : pyannote.database protocol
+    files_per_speaker : int, optional
+        Keep the first files (by uri) of each speaker only. Defaults to all.
     """
-    if subset not in SUBSETS:
-        raise ValueError(f"Unknown subset '{subset}': choose one of {', '.join(SUBSETS)}.")
-    trial_method = getattr(protocol, f"{subset}_trial", None)
-    if trial_method is None:
-        raise ValueError(f"Protocol {protocol.name} is not a speaker verification protocol (no trials).")
-    trials, audio = [], {}
-    for trial in trial_method():
-        uris = []
-        for key in ("file1", "file2"):
-            uri = str(trial[key]["uri"])
-            audio.setdefault(uri, str(trial[key]["audio"]))
-            uris.append(uri)
-        trials.append((uris[0], uris[1], int(trial["reference"])))
-    if not trials:
-        raise ValueError(f"Protocol {protocol.name} has no {subset} trials.")
-    return trials, audio
+    per_speaker: Dict[str, list] = {}
+    for file in protocol.train():
+        labels = file["annotation"].labels()
+        if len(labels) == 1:
+            per_speaker.setdefault(str(labels[0]), []).append((str(file["uri"]), str(file["audio"])))
+    paths, speakers = [], []
+    for speaker, files in sorted(per_speaker.items()):
+        for _, path in sorted(files)[:files_per_speaker]:
+            paths.append(path)
+            speakers.append(speaker)
+    if len(per_speaker) < 2:
+        raise DataError(
+            f"Protocol {protocol.name} has {len(per_speaker)} training speaker(s) with single-speaker files: "
+            "score normalisation needs a cohort of at least 2. Evaluate with --no-norm."
+        )
+    return paths, speakers
+
+
+def training_cohort(
+    model: Model,
+    protocol,
+    files_per_speaker: Optional[int] = COHORT_FILES_PER_SPEAKER,
+    size: Optional[int] = None,
+    progress: bool = True,
+) -> Cohort:
+    """Score normalisation cohort from `protocol`'s training speakers
+
+    Parameters
+    ----------
+    model : Model
+    protocol : pyannote.database protocol
+    files_per_speaker : int, optional
+        Training files embedded per speaker (the first ones by uri).
+        Defaults to 4; None for all.
+    size : int, optional
+        Number of cohort speakers. Defaults to all training speakers.
+    """
+    paths, speakers = training_files(protocol, files_per_speaker)
+    embeddings = embed_files(model, paths, progress=progress, desc="Embedding cohort")
+    return Cohort.from_embeddings(embeddings, speakers, size=size)
 
 
 def evaluate_model(
     model: Model,
-    trials,
-    audio: dict,
+    trials: Trials,
+    cohort: Optional[Cohort] = None,
+    top_n: int = TOP_N,
     progress: bool = True,
     n_resamples: int = 1000,
+    embeddings: Optional[np.ndarray] = None,
 ) -> dict:
-    """Embed trial files whole, score trials by cosine, compute EER and minDCF
+    """Embed trial files whole, score trials, compute EER and minDCF
+
+    Parameters
+    ----------
+    model : Model
+    trials : Trials
+    cohort : Cohort, optional
+        When given, mean-normalised and AS-normalised scores are evaluated too.
+    top_n : int, optional
+        AS-norm's number of highest cohort scores.
+    embeddings : (num_files, dimension) np.ndarray, optional
+        Embeddings of `trials.paths`, when already computed.
 
     Returns
     -------
     results : dict
-        Metrics of :func:`detection_metrics`, their 95 % bootstrap confidence
-        intervals (key "ci"), and the trial scores ("y_true", "scores" as
-        numpy arrays, not written to JSON).
+        Metrics of the raw cosine scores (:func:`detection_metrics`, key
+        "ci" for their 95 % bootstrap intervals), and under "normalized" the
+        same for each normalisation ("mean", "asnorm"). "scores" maps each
+        scoring to its (num_trials, ) scores and "y_true" holds the trial
+        labels (numpy arrays, not written to JSON).
     """
-    uris = sorted(audio)
-    matrix = embed_files(model, [audio[uri] for uri in uris], progress=progress)
-    embeddings = dict(zip(uris, matrix))
-    y_true, scores = score_trials(embeddings, trials)
-    results = detection_metrics(y_true, scores)
-    results["ci"] = bootstrap_confidence_intervals(y_true, scores, n_resamples=n_resamples)
-    results["num_files"] = len(uris)
-    results["y_true"], results["scores"] = np.asarray(y_true), np.asarray(scores)
+    if embeddings is None:
+        embeddings = embed_files(model, trials.paths, progress=progress)
+    results: dict = {"normalized": {}, "scores": {}}
+    for name, normalization in normalizations(cohort, top_n=top_n).items():
+        scores = trials.score(embeddings, normalization)
+        metrics = detection_metrics(trials.reference, scores)
+        metrics["ci"] = bootstrap_confidence_intervals(trials.reference, scores, n_resamples=n_resamples)
+        results["scores"][name] = scores
+        if normalization is None:
+            results.update(metrics)
+        else:
+            results["normalized"][name] = metrics
+    if cohort is not None:
+        results["cohort"] = {"speakers": len(cohort), "top_n": min(top_n, len(cohort))}
+    results["num_files"] = trials.num_files
+    results["num_trials"] = len(trials)
+    results["y_true"] = trials.reference
     return results
+
+
+def evaluate_conditions(
+    model: Model,
+    trials: Trials,
+    conditions: TestConditions,
+    progress: bool = True,
+    n_resamples: int = 1000,
+) -> dict:
+    """Raw cosine metrics of the trials in each corrupted test condition
+
+    Returns
+    -------
+    results : dict
+        {condition name: metrics (with "ci", and "scores" as a numpy array)},
+        clean excluded.
+    """
+    results = {}
+    for condition in conditions.conditions:
+        if condition.is_clean:
+            continue
+        embeddings = embed_files(
+            model,
+            trials.paths,
+            progress=progress,
+            desc=f"Embedding ({condition.name})",
+            transform=lambda waveform, i: conditions.corrupt(waveform, condition, trials.uris[i]),
+        )
+        scores = trials.score(embeddings)
+        metrics = detection_metrics(trials.reference, scores)
+        metrics["ci"] = bootstrap_confidence_intervals(trials.reference, scores, n_resamples=n_resamples)
+        metrics["scores"] = scores
+        results[condition.name] = metrics
+    return results
+
+
+def test_conditions(experiment: Experiment, protocol, conditions, noise_dir=None, rir_dir=None) -> Optional[TestConditions]:
+    """Test conditions for `experiment` on `protocol`, apart from its training noises
+
+    Babble comes from the protocol's training speakers; noise files must
+    not be among those the experiment's augmentation uses.
+    """
+    if not conditions or all(c.is_clean for c in conditions):
+        return None
+    babble = []
+    if any(c.noise == "babble" for c in conditions):
+        babble, _ = training_files(protocol, files_per_speaker=2)
+    test = TestConditions(conditions, noise_dir=noise_dir, rir_dir=rir_dir, babble_files=babble)
+    augmentation = experiment.config.get("augmentation")
+    if test.noise_files and augmentation:
+        for transform in augmentation["transforms"]:
+            if transform["name"] == "noise":
+                source = NoiseSource(transform["directory"], subset=transform["subset"])
+                check_disjoint(source.paths, test.noise_files)
+    return test
 
 
 def evaluate(
@@ -84,10 +197,20 @@ def evaluate(
     database: Optional[str] = None,
     checkpoint: Optional[str] = None,
     progress: bool = True,
+    normalize: bool = True,
+    cohort_files_per_speaker: Optional[int] = COHORT_FILES_PER_SPEAKER,
+    cohort_size: Optional[int] = None,
+    top_n: int = TOP_N,
+    conditions: Optional[Sequence[Condition]] = None,
+    noise_dir=None,
+    rir_dir=None,
+    trust_checkpoint: bool = False,
 ) -> dict:
     """Evaluate an experiment's best checkpoint on `protocol`'s `subset` trials
 
-    Writes `results/<protocol>.<subset>.json` and `results/<protocol>.<subset>.det.png`.
+    Writes `results/<protocol>.<subset>.json` and `results/<protocol>.<subset>.det.png`
+    (one DET curve per scoring), and with test conditions
+    `results/<protocol>.<subset>.conditions.det.png` (one curve per condition).
 
     Parameters
     ----------
@@ -99,6 +222,18 @@ def evaluate(
         database.yml to load.
     checkpoint : str, optional
         Defaults to the experiment's best checkpoint.
+    normalize : bool, optional
+        Also report mean-normalised and AS-normalised scores, with a cohort of
+        the protocol's training speakers. Defaults to True.
+    cohort_files_per_speaker, cohort_size, top_n : int, optional
+        See :func:`training_cohort` and :class:`AdaptiveSNorm`.
+    conditions : list of Condition, optional
+        Corrupted test conditions (see :mod:`pyannote_embloss.conditions`),
+        scored with raw cosine; clean is always evaluated.
+    noise_dir, rir_dir : str or Path, optional
+        Noise files and impulse responses of the test conditions.
+    trust_checkpoint : bool, optional
+        Unpickle anything the checkpoint holds. Defaults to False.
 
     Returns
     -------
@@ -106,32 +241,55 @@ def evaluate(
         As written to JSON (with the paths of the written files), plus the
         trial labels and scores as numpy arrays ("y_true", "scores").
     """
-    protocol_name = experiment.protocol_name(protocol)
-    checkpoint = Path(checkpoint or experiment.best_checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(
-            f"No checkpoint '{checkpoint}': train first with `pyannote-audio-emb train {experiment.directory}`."
+    with OutputLock(experiment.results, "evaluate"):
+        return _evaluate(
+            experiment, protocol, subset, database, checkpoint, progress, normalize, cohort_files_per_speaker,
+            cohort_size, top_n, conditions, noise_dir, rir_dir, trust_checkpoint,
         )
-    model = Model.from_pretrained(checkpoint, map_location="cpu")
-    trials, audio = load_trials(get_protocol(protocol_name, database_yml=database), subset)
-    results = evaluate_model(model, trials, audio, progress=progress)
+
+
+def _evaluate(
+    experiment, protocol, subset, database, checkpoint, progress, normalize, cohort_files_per_speaker,
+    cohort_size, top_n, conditions, noise_dir, rir_dir, trust_checkpoint,
+) -> dict:
+    protocol_name = experiment.protocol_name(protocol)
+    checkpoint = experiment.checkpoint(checkpoint)
+    model = experiment.load_model(checkpoint, trust=trust_checkpoint)
+    loaded = get_protocol(protocol_name, database_yml=database)
+    trials = Trials.from_protocol(loaded, subset)
+    corruptions = test_conditions(experiment, loaded, conditions, noise_dir=noise_dir, rir_dir=rir_dir)
+    cohort = None
+    if normalize:
+        cohort = training_cohort(model, loaded, cohort_files_per_speaker, size=cohort_size, progress=progress)
+    results = evaluate_model(model, trials, cohort=cohort, top_n=top_n, progress=progress)
     y_true, scores = results.pop("y_true"), results.pop("scores")
+    condition_scores = {}
+    if corruptions is not None:
+        results["conditions"] = evaluate_conditions(model, trials, corruptions, progress=progress)
+        condition_scores = {name: metrics.pop("scores") for name, metrics in results["conditions"].items()}
     results.update(
         experiment=experiment.name,
         protocol=protocol_name,
         subset=subset,
         checkpoint=str(checkpoint),
-        num_trials=len(trials),
     )
     stem = f"{protocol_name}.{subset}"
     results["det_plot"] = str(
         plot_det_curves(
-            {experiment.name: (y_true, scores)},
+            {f"{experiment.name} ({name})": (y_true, s) for name, s in scores.items()},
             experiment.results / f"{stem}.det.png",
             title=f"{protocol_name} ({subset})",
         )
     )
+    if condition_scores:
+        results["conditions_det_plot"] = str(
+            plot_det_curves(
+                {"clean": (y_true, scores["cosine"]), **{n: (y_true, s) for n, s in condition_scores.items()}},
+                experiment.results / f"{stem}.conditions.det.png",
+                title=f"{experiment.name}: {protocol_name} ({subset}), cosine",
+            )
+        )
     results["json"] = str(experiment.results / f"{stem}.json")
     write_json(results["json"], results)
-    results["y_true"], results["scores"] = y_true, scores
+    results["y_true"], results["scores"], results["condition_scores"] = y_true, scores, condition_scores
     return results

@@ -4,20 +4,25 @@ Each loss is called as ``loss(embeddings, labels)`` on raw (not normalised)
 embeddings and returns a scalar; see :mod:`pyannote_embloss.losses.base` for the
 ``uses_classifier`` / ``min_chunks_per_class`` contract.
 
-===========  ==================================  ============================================
-name         class                               defaults
-===========  ==================================  ============================================
+===========  ==================================  ==================================
+name         class                               hyper-parameters
+===========  ==================================  ==================================
 softmax      :class:`SoftmaxLoss`
-center       :class:`CenterLoss`                 loss_weight=1
-coco         :class:`CongenerousCosineLoss`      alpha=6.25
-aam          :class:`AdditiveAngularMarginLoss`  margin=0.05 (radians), scale=10
-am           :class:`AdditiveMarginLoss`         margin=0.2, scale=30
-contrastive  :class:`ContrastiveLoss`            margin=0.4 (cosine distance)
-triplet      :class:`TripletLoss`                margin=0.4 (cosine distance), sampling="all"
-===========  ==================================  ============================================
+center       :class:`CenterLoss`                 loss_weight
+coco         :class:`CongenerousCosineLoss`      alpha
+aam          :class:`AdditiveAngularMarginLoss`  margin (radians), scale
+am           :class:`AdditiveMarginLoss`         margin, scale
+contrastive  :class:`ContrastiveLoss`            margin (cosine distance)
+triplet      :class:`TripletLoss`                margin (cosine distance), sampling
+===========  ==================================  ==================================
+
+Their defaults (the paper's where it had them) are those of each class's
+constructor, the one place they are stated.
 """
 
 from typing import Dict
+
+from ..errors import ConfigError
 
 from .center import CenterLoss
 from .coco import CongenerousCosineLoss
@@ -51,13 +56,13 @@ def get_loss_class(name: str) -> type:
 
     Raises
     ------
-    ValueError
+    ConfigError
         If `name` is not a known loss.
     """
     try:
         return LOSSES[name]
     except (KeyError, TypeError):
-        raise ValueError(
+        raise ConfigError(
             f"Unknown loss {name!r}; known losses: {', '.join(LOSSES)}."
         ) from None
 

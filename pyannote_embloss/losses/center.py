@@ -50,13 +50,12 @@ class CenterLoss(SoftmaxLoss):
         self.loss_weight = loss_weight
         self.centers = nn.Parameter(torch.randn(num_classes, embedding_size))
 
-    def center_term(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Sum_i (1 - cos(x_i, c_{y_i}))^2 / (2 B) (without lambda)"""
+    def center_terms(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(batch_size, ) (1 - cos(x_i, c_{y_i}))^2 / 2 (without lambda)"""
         centers = self.centers.to(dtype=embeddings.dtype, device=embeddings.device)
-        cos = F.cosine_similarity(embeddings, centers[labels], dim=1, eps=1e-8)
-        return torch.sum((1.0 - cos) ** 2) / (2.0 * embeddings.shape[0])
+        cos = F.cosine_similarity(embeddings, centers[labels.long()], dim=1, eps=1e-8)
+        return 0.5 * (1.0 - cos) ** 2
 
-    def checked_forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Softmax loss + lambda x :meth:`center_term` (checked inputs)"""
-        cross_entropy = super().checked_forward(embeddings, labels)
-        return cross_entropy + self.loss_weight * self.center_term(embeddings, labels)
+    def element_losses(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(batch_size, ) cross-entropy + lambda x :meth:`center_terms`"""
+        return super().element_losses(embeddings, labels) + self.loss_weight * self.center_terms(embeddings, labels)

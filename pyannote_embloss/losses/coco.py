@@ -23,8 +23,8 @@ class CongenerousCosineLoss(ClassifierLossMixin, CastClassWeightsMixin, Normaliz
     This is pyannote.audio 1.1 ``CongenerousCosineLoss`` (``CocoLinear``).
 
     Reuses pytorch-metric-learning's ``NormalizedSoftmaxLoss`` with a
-    ``CosineSimilarity`` distance and ``temperature = 1 / alpha``; the logits
-    are computed as ``alpha * cos`` (same value, no division).
+    ``CosineSimilarity`` distance and ``temperature = 1 / alpha``; only the
+    cosines are computed differently (class weights are cast, not overwritten).
 
     Parameters
     ----------
@@ -54,11 +54,15 @@ class CongenerousCosineLoss(ClassifierLossMixin, CastClassWeightsMixin, Normaliz
             temperature=1.0 / alpha,
             distance=CosineSimilarity(),
         )
-        self.alpha = alpha
         # pml's NormalizedSoftmaxLoss records these names without setting them (-> 0)
         self.num_classes = num_classes
         self.embedding_size = embedding_size
 
+    @property
+    def alpha(self) -> float:
+        """Scale alpha = 1 / pml's temperature"""
+        return 1.0 / self.temperature
+
     def get_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """(batch_size, num_classes) logits alpha * cos(x_i, c_k)"""
-        return self.alpha * self.get_cosine(embeddings)
+        """(batch_size, num_classes) logits cos(x_i, c_k) / temperature = alpha * cos(x_i, c_k)"""
+        return self.get_cosine(embeddings) / self.temperature

@@ -1,13 +1,12 @@
 """Contrastive loss on cosine distances"""
 
 import torch
-import torch.nn as nn
 from pytorch_metric_learning.distances import CosineSimilarity
 
-from .base import MAX_COSINE_DISTANCE, PairLossMixin, upper_triangle_pairs
+from .base import MAX_COSINE_DISTANCE, BaseMetricLossFunction, PairLossMixin, reduced_loss, upper_triangle_pairs
 
 
-class ContrastiveLoss(PairLossMixin, nn.Module):
+class ContrastiveLoss(PairLossMixin, BaseMetricLossFunction):
     """Contrastive loss (Hadsell et al., 2006) over all pairs of the batch
 
     With the cosine distance :math:`d_{ij} = 1 - \\hat{x}_i \\cdot \\hat{x}_j`
@@ -43,15 +42,14 @@ class ContrastiveLoss(PairLossMixin, nn.Module):
     """
 
     def __init__(self, margin: float = 0.2 * MAX_COSINE_DISTANCE):
-        super().__init__()
+        super().__init__(distance=CosineSimilarity())
         self.margin = margin
-        self.distance = CosineSimilarity()
 
-    def checked_forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean over the pairs i < j of half the per-pair term (checked inputs)"""
+    def compute_loss(self, embeddings, labels, indices_tuple=None, ref_emb=None, ref_labels=None):
+        """pml hook: mean over the pairs i < j of half the per-pair term"""
         i, j = upper_triangle_pairs(embeddings.shape[0], embeddings.device)
         if len(i) == 0:
-            return torch.sum(embeddings * 0.0)
+            return self.zero_losses()
         distance = 1.0 - self.distance(embeddings)[i, j]
         different = labels[i] != labels[j]
         per_pair = torch.where(
@@ -59,4 +57,4 @@ class ContrastiveLoss(PairLossMixin, nn.Module):
             torch.clamp(self.margin - distance, min=0.0) ** 2,
             distance**2,
         )
-        return 0.5 * torch.mean(per_pair)
+        return reduced_loss(0.5 * torch.mean(per_pair))

@@ -6,10 +6,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import ClassifierLossMixin
+from .base import BaseMetricLossFunction, ClassifierLossMixin, element_losses
 
 
-class SoftmaxLoss(ClassifierLossMixin, nn.Module):
+class SoftmaxLoss(ClassifierLossMixin, BaseMetricLossFunction):
     """Cross-entropy over a bias-free linear classifier of the raw embeddings
 
     .. math::
@@ -53,6 +53,10 @@ class SoftmaxLoss(ClassifierLossMixin, nn.Module):
         """(batch_size, num_classes) logits x_i . w_j"""
         return embeddings @ self.W.to(dtype=embeddings.dtype, device=embeddings.device)
 
-    def checked_forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of the logits :meth:`get_logits` (checked inputs)"""
-        return F.cross_entropy(self.get_logits(embeddings), labels)
+    def element_losses(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(batch_size, ) cross-entropy of the logits :meth:`get_logits`"""
+        return F.cross_entropy(self.get_logits(embeddings), labels.long(), reduction="none")
+
+    def compute_loss(self, embeddings, labels, indices_tuple=None, ref_emb=None, ref_labels=None):
+        """pml hook: one loss per embedding, mean-reduced"""
+        return element_losses(self.element_losses(embeddings, labels), embeddings)

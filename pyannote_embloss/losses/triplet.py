@@ -8,6 +8,7 @@ from pytorch_metric_learning.losses import TripletMarginLoss
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 from pytorch_metric_learning.reducers import MeanReducer
 
+from ..errors import ConfigError
 from .base import MAX_COSINE_DISTANCE, PairLossMixin
 
 SAMPLINGS = ("all", "hard", "semi-hard")
@@ -63,7 +64,7 @@ class TripletLoss(PairLossMixin, TripletMarginLoss):
         if sampling == "semihard":
             sampling = "semi-hard"
         if sampling not in SAMPLINGS:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown triplet sampling {sampling!r}; expected one of {', '.join(SAMPLINGS)}."
             )
         super().__init__(
@@ -85,7 +86,8 @@ class TripletLoss(PairLossMixin, TripletMarginLoss):
             )
         return None  # "all": pml enumerates every valid triplet
 
-    def checked_forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """pml ``TripletMarginLoss`` on the triplets selected by `sampling` (checked inputs)"""
-        indices_tuple = None if self.miner is None else self.miner(embeddings, labels)
-        return super().checked_forward(embeddings, labels, indices_tuple=indices_tuple)
+    def compute_loss(self, embeddings, labels, indices_tuple=None, ref_emb=None, ref_labels=None):
+        """pml hook: ``TripletMarginLoss`` on the triplets selected by `sampling`"""
+        if indices_tuple is None and self.miner is not None:
+            indices_tuple = self.miner(embeddings, labels)
+        return super().compute_loss(embeddings, labels, indices_tuple, ref_emb, ref_labels)

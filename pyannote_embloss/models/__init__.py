@@ -3,9 +3,16 @@
 Checkpoints store each model's ``module.Class`` path: keep these paths stable.
 """
 
+from ..errors import ConfigError
+from .logmel import LogMelStatistics
 from .sinctdnn import SincTDNN
 
-ARCHITECTURES = {"SincTDNN": SincTDNN}
+ARCHITECTURES = {"SincTDNN": SincTDNN, "LogMelStatistics": LogMelStatistics}
+
+
+def is_trainable(architecture) -> bool:
+    """Whether an architecture (class) has anything to train"""
+    return bool(getattr(architecture, "trainable", True))
 
 
 def get_architecture(name: str):
@@ -19,7 +26,7 @@ def get_architecture(name: str):
 
     Raises
     ------
-    ValueError
+    ConfigError
         When `name` is unknown, listing the known names.
     """
     if name in ARCHITECTURES:
@@ -31,11 +38,11 @@ def get_architecture(name: str):
         try:
             return getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as e:
-            raise ValueError(f"Cannot import architecture '{name}': {e}") from e
-    raise ValueError(
+            raise ConfigError(f"Cannot import architecture '{name}': {e}") from e
+    raise ConfigError(
         f"Unknown architecture '{name}'. Known architectures: {', '.join(sorted(ARCHITECTURES))} "
         "(or a fully qualified 'module.Class' path)."
     )
 
 
-__all__ = ["SincTDNN", "ARCHITECTURES", "get_architecture"]
+__all__ = ["SincTDNN", "LogMelStatistics", "ARCHITECTURES", "get_architecture", "is_trainable"]

@@ -11,9 +11,9 @@
 
 Command line::
 
-    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT [--rttm R --audio A | --conversations N]
-    python -m pyannote_embloss.pipelines train-segmentation OUTPUT.ckpt
-    python -m pyannote_embloss.pipelines diarize CHECKPOINT AUDIO --segmentation S
+    pyannote-audio-emb oracle-der CHECKPOINT [--rttm R --audio A | --conversations N]
+    pyannote-audio-emb train-segmentation OUTPUT.ckpt
+    pyannote-audio-emb diarize CHECKPOINT AUDIO --segmentation S
 """
 
 from .diarization import DEFAULT_CLUSTERING, NoPLDA, SpeakerDiarization

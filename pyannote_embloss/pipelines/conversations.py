@@ -10,10 +10,9 @@ speakers, never seen in training).
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -21,9 +20,8 @@ from pyannote.audio.core.io import Audio
 from pyannote.core import Annotation, Segment, Timeline
 
 from ..audio import load_audio
-from ..io import atomic_path, atomic_write_text
-
-PathLike = Union[str, os.PathLike]
+from ..errors import DataError
+from ..io import PathLike, atomic_path, atomic_write_text
 
 
 def make_conversations(
@@ -74,7 +72,7 @@ def make_conversations(
         by_speaker.setdefault(speaker, []).append(str(path))
     eligible = sorted(s for s, paths in by_speaker.items() if len(paths) >= turns_per_speaker)
     if len(eligible) < num_speakers:
-        raise ValueError(
+        raise DataError(
             f"Cannot make {num_speakers}-speaker conversations: only {len(eligible)} speakers have "
             f"at least {turns_per_speaker} utterances."
         )

@@ -21,6 +21,7 @@ from pyannote.audio.core.plda import PLDA
 from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization as PyannoteSpeakerDiarization
 from pyannote.audio.pipelines.utils import PipelineModel, get_model
 
+from ..errors import ConfigError, MissingFileError
 from ..inference import load_model
 
 #: clustering algorithms that need no PLDA (pyannote.audio.pipelines.clustering.Clustering)
@@ -136,13 +137,13 @@ class SpeakerDiarization(PyannoteSpeakerDiarization):
                 if clustering == "VBxClustering"
                 else ""
             )
-            raise ValueError(f"Unsupported clustering '{clustering}': use one of {', '.join(CLUSTERINGS)}.{hint}")
+            raise ConfigError(f"Unsupported clustering '{clustering}': use one of {', '.join(CLUSTERINGS)}.{hint}")
         if isinstance(segmentation, os.PathLike):
             segmentation = str(segmentation)
         if isinstance(segmentation, str) and Path(segmentation).suffix in (".ckpt", ".bin", ".pt") and not Path(
             segmentation
         ).expanduser().exists():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"No segmentation checkpoint '{segmentation}': pass a local checkpoint (e.g. a copy of "
                 "pyannote/segmentation-3.0's pytorch_model.bin), a Model, or train a small one with "
                 "pyannote_embloss.pipelines.train_segmentation."
@@ -169,3 +170,35 @@ class SpeakerDiarization(PyannoteSpeakerDiarization):
             segmentation["threshold"] = 0.5
         clustering = dict(DEFAULT_CLUSTERING) if self.klustering == "AgglomerativeClustering" else {}
         return {"segmentation": segmentation, "clustering": clustering}
+
+
+def diarize(checkpoint, audio, segmentation, num_speakers: Optional[int] = None, rttm=None):
+    """Speaker diarization of one audio file, as ``pyannote-audio-emb diarize`` does
+
+    Parameters
+    ----------
+    checkpoint : str or Path
+        Embedding checkpoint (or experiment directory).
+    audio : str or Path
+        Audio file.
+    segmentation : str or Path
+        Segmentation checkpoint.
+    num_speakers : int, optional
+    rttm : str or Path, optional
+        Also write the diarization to this RTTM file (atomically).
+
+    Returns
+    -------
+    diarization : pyannote.core.Annotation
+    """
+    from ..io import atomic_path
+
+    audio = Path(audio)
+    if not audio.is_file():
+        raise MissingFileError(f"Audio file '{audio}' does not exist.")
+    pipeline = SpeakerDiarization(embedding=checkpoint, segmentation=segmentation)
+    diarization = pipeline({"uri": audio.stem, "audio": str(audio)}, num_speakers=num_speakers).speaker_diarization
+    if rttm is not None:
+        with atomic_path(rttm) as tmp, open(tmp, "w") as f:
+            diarization.write_rttm(f)
+    return diarization

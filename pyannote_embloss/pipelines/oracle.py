@@ -8,9 +8,9 @@ and the resulting diarization is scored with pyannote.metrics'
 error left is speaker confusion caused by the embeddings (and by overlapping
 speech, which a single label per turn cannot always fix).
 
-    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT             # pyannote's sample.wav
-    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT --rttm R --audio A
-    python -m pyannote_embloss.pipelines oracle-der CHECKPOINT --conversations 6 [--database YML]
+    pyannote-audio-emb oracle-der CHECKPOINT             # pyannote's sample.wav
+    pyannote-audio-emb oracle-der CHECKPOINT --rttm R --audio A
+    pyannote-audio-emb oracle-der CHECKPOINT --conversations 6 [--database YML]
         # synthetic conversations of SpeechOcean762 test speakers (in-domain)
 """
 
@@ -24,7 +24,8 @@ from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 from pyannote.core import Annotation
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from ..evaluation.extraction import embed_segment
+from ..audio import load_audio
+from ..embedding import embed_waveform
 
 
 def cluster_turns(
@@ -83,7 +84,10 @@ def oracle_diarization(model: Model, file: dict, method: str = "average") -> Ann
     hypothesis = Annotation(uri=file["uri"])
     if not turns:
         return hypothesis
-    embeddings = np.stack([embed_segment(model, file["audio"], segment) for segment, _ in turns])
+    model.eval()
+    embeddings = np.stack(
+        [embed_waveform(model, load_audio(model.audio, str(file["audio"]), segment)) for segment, _ in turns]
+    )
     clusters = cluster_turns(embeddings, len(reference.labels()), method=method)
     for (segment, track), cluster in zip(turns, clusters):
         hypothesis[segment, track] = f"SPEAKER_{int(cluster):02d}"
@@ -152,3 +156,72 @@ def oracle_der(
         "method": method,
         "files": per_file,
     }
+
+
+def oracle_der_report(
+    checkpoint,
+    rttm=None,
+    audio=None,
+    conversations: int = 0,
+    database=None,
+    method: str = "average",
+    output=None,
+) -> dict:
+    """:func:`oracle_der` of a checkpoint on a reference, as ``pyannote-audio-emb oracle-der`` does
+
+    Parameters
+    ----------
+    checkpoint : str or Path
+        Checkpoint or experiment directory.
+    rttm, audio : str or Path, optional
+        Reference RTTM of a single file, and that file. Defaults to
+        pyannote.audio's sample.
+    conversations : int, optional
+        Instead, that many synthetic 3-speaker conversations of
+        SpeechOcean762 test speakers (`database`: its database.yml).
+    method : str, optional
+        Linkage method.
+    output : str or Path, optional
+        Also write the report to this JSON file.
+    """
+    import json
+    import tempfile
+
+    from pyannote.core import Segment, Timeline
+    from pyannote.database.util import load_rttm
+
+    from ..errors import ConfigError, DataError
+    from ..inference import load_model
+    from ..io import atomic_write_text
+    from .segmentation import sample_file
+
+    workdir = tempfile.TemporaryDirectory()
+    with workdir:
+        if conversations > 0:
+            if rttm is not None:
+                raise ConfigError("--conversations and --rttm are exclusive: choose one.")
+            from ..protocols import get_protocol
+            from .conversations import make_conversations
+
+            protocol = get_protocol("SpeechOcean762.SpeakerVerification.Default", database_yml=database)
+            utterances = [(f["annotation"].labels()[0], str(f["audio"])) for f in protocol.test()]
+            files = make_conversations(utterances, workdir.name, num_conversations=conversations)
+        elif rttm is None:
+            if audio is not None:
+                raise ConfigError("--audio needs --rttm (the reference of that audio file).")
+            files = [sample_file()]
+        else:
+            if audio is None:
+                raise ConfigError("--rttm needs --audio (the audio file the RTTM annotates).")
+            annotations = load_rttm(rttm)
+            if len(annotations) != 1:
+                raise DataError(f"{rttm} annotates {len(annotations)} uris: pass an RTTM of a single file.")
+            ((uri, annotation),) = annotations.items()
+            extent = annotation.get_timeline().extent()
+            files = [{"uri": uri, "audio": str(audio), "annotation": annotation,
+                      "annotated": Timeline([Segment(0.0, extent.end)], uri=uri)}]
+        report = oracle_der(load_model(checkpoint), files, method=method)
+    report["checkpoint"] = str(checkpoint)
+    if output is not None:
+        atomic_write_text(output, json.dumps(report, indent=2) + "\n")
+    return report

@@ -16,17 +16,15 @@ of pyannote/segmentation-3.0 (``segmentation="/path/to/pytorch_model.bin"``).
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import yaml
 from pyannote.audio.tasks import SpeakerDiarization as SegmentationTask
 
-from ..io import atomic_path, atomic_write_text
-
-PathLike = Union[str, os.PathLike]
+from ..errors import ConfigError
+from ..io import PathLike, atomic_path, atomic_write_text
 
 SAMPLE_PROTOCOL = "PyannoteSample.SpeakerDiarization.Sample"
 
@@ -183,7 +181,7 @@ def train_segmentation(
     checkpoint = Path(checkpoint)
     if protocol is None:
         if database is not None:
-            raise ValueError("`database` was given without `protocol`: pass both, or neither for pyannote's sample.")
+            raise ConfigError("`database` was given without `protocol`: pass both, or neither for pyannote's sample.")
         protocol = SAMPLE_PROTOCOL
         database = sample_protocol(checkpoint.parent / f"{checkpoint.stem}.protocol")
 

@@ -12,35 +12,37 @@ its module, which provides ``prepare``, ``download``, ``find_corpus``,
 
 from __future__ import annotations
 
+import inspect
 import os
 import string
 import sys
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional
 
 from pyannote.database import FileFinder
 from pyannote.database.protocol.protocol import Preprocessors, Protocol
 from pyannote.database.registry import Registry
 
-from . import speechocean762
-from .download import DownloadError
-from .speechocean762 import CorpusNotFoundError, download, find_corpus, prepare
-
-PathLike = Union[str, os.PathLike]
+from ..errors import ConfigError, CorpusNotFoundError, DataError, DownloadError, MissingFileError
+from ..io import PathLike
+from . import speechocean762, voxceleb
+from .speechocean762 import download, find_corpus, prepare
 
 DEFAULT_DATABASE_YML = speechocean762.REPO_ROOT / "database.yml"
 
-CORPORA = {"speechocean762": speechocean762}
+CORPORA = {"speechocean762": speechocean762, "voxceleb": voxceleb}
 
 __all__ = [
     "CORPORA",
     "CorpusNotFoundError",
     "DEFAULT_DATABASE_YML",
     "DownloadError",
+    "MissingFileError",
     "download",
     "find_corpus",
     "get_protocol",
     "prepare",
+    "prepare_corpus",
     "prepare_if_missing",
 ]
 
@@ -101,12 +103,12 @@ def load_registry(paths: List[Path]) -> Registry:
     for path in paths:
         if not path.is_file():
             hint = _prepare_hint() if path.resolve() == DEFAULT_DATABASE_YML.resolve() else ""
-            raise FileNotFoundError(f"pyannote.database configuration file '{path}' does not exist.{hint}")
+            raise MissingFileError(f"pyannote.database configuration file '{path}' does not exist.{hint}")
         try:
             registry.load_database(path)
         except FileNotFoundError as error:
             missing = error.filename or str(error)
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"Could not load '{path}': '{missing}' (which it requires) does not exist.{_prepare_hint()}"
             ) from error
     return registry
@@ -165,7 +167,7 @@ def check_protocol_files(registry: Registry, name: str, audio: bool = True) -> N
                 missing.append(f" - {subset}.{key}: {path if path.is_absolute() else yml.parent / path}")
     if missing:
         more = f"\n   ... and {len(missing) - 4} more" if len(missing) > 5 else ""
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Protocol '{name}' (from '{yml}') refers to missing files:\n"
             + "\n".join(missing if len(missing) <= 5 else missing[:4])
             + more
@@ -177,14 +179,14 @@ def check_protocol_files(registry: Registry, name: str, audio: bool = True) -> N
         return
     templates = registry.sources.get(database)
     if not templates:
-        raise ValueError(
+        raise DataError(
             f"No 'Databases: {database}: ...' entry in '{yml}' (nor in the files it requires): "
             f"pyannote.database cannot tell where the audio files of '{name}' are."
         )
     directories = [Path(template.split("{")[0].split("*")[0]) for template in templates]
     directories = [d if str(d).endswith(os.sep) else d.parent for d in directories]
     if not any(directory.is_dir() for directory in directories):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Audio directory of '{database}' does not exist: "
             + ", ".join(f"'{directory}'" for directory in directories)
             + f" (from '{yml}')."
@@ -230,13 +232,20 @@ def get_protocol(
     (not the global one), so that protocols loaded from different files do
     not override each other's audio locations. The default `FileFinder` uses
     that registry.
+
+    With the repository's own database.yml, the protocol files of a known
+    corpus are generated first when they are missing and the corpus is on
+    this machine (see :func:`prepare_if_missing`): on a fresh clone,
+    training works without a separate ``prepare`` step, from Python as from
+    the command line.
     """
+    prepare_if_missing(name, database_yml)
     paths = database_ymls(database_yml)
     registry = load_registry(paths)
     known = sorted(registry)
     if name not in known:
         database = name.split(".")[0]
-        raise ValueError(
+        raise DataError(
             f"Unknown protocol '{name}' in {', '.join(repr(str(path)) for path in paths)}. "
             f"Known protocols: {', '.join(known) or 'none'}."
             + _known_corpus_hint(database)
@@ -246,6 +255,36 @@ def get_protocol(
     all_preprocessors = {"audio": FileFinder(registry=registry)}
     all_preprocessors.update(preprocessors or dict())
     return registry.get_protocol(name, preprocessors=all_preprocessors)
+
+
+def prepare_corpus(corpus: str, trials=None, **options) -> Path:
+    """``pyannote-audio-emb prepare CORPUS``: write a known corpus' protocols
+
+    Parameters
+    ----------
+    corpus : str
+        A key of :data:`CORPORA`.
+    trials : list of Path, optional
+        Trial lists given explicitly (VoxCeleb only).
+    **options
+        root, output_dir, download, check_audio, exclude_bad, num_workers,
+        progress: see the corpus module's ``prepare``.
+
+    Returns
+    -------
+    database_yml : Path
+    """
+    if corpus not in CORPORA:
+        raise ConfigError(f"Unknown corpus '{corpus}'. Known corpora: {', '.join(CORPORA)}.")
+    module = CORPORA[corpus]
+    if trials:
+        if "trials" not in inspect.signature(module.prepare).parameters:
+            raise ConfigError(f"--trials is not an option of `prepare {corpus}` (its trials are generated).")
+        options["trials"] = trials
+    if options.get("download") and "download" not in inspect.signature(module.prepare).parameters:
+        raise ConfigError(f"`prepare {corpus}` cannot download the corpus: get it yourself and pass --root.")
+    options = {k: v for k, v in options.items() if k in inspect.signature(module.prepare).parameters}
+    return module.prepare(**options)
 
 
 def prepare_if_missing(name: str, database_yml: Optional[PathLike] = None) -> bool:
@@ -279,11 +318,11 @@ def prepare_if_missing(name: str, database_yml: Optional[PathLike] = None) -> bo
     try:
         check_protocol_files(load_registry(paths), name)
         return False
-    except (FileNotFoundError, ValueError):
+    except (MissingFileError, DataError):
         pass
     try:
         root = module.find_corpus()
-    except FileNotFoundError:  # get_protocol will say how to get the corpus
+    except CorpusNotFoundError:  # get_protocol will say how to get the corpus
         return False
     print(f"{name}: protocol files are missing; generating them from '{root}' "
           f"(as `{module.PREPARE_COMMAND}` does).", file=sys.stderr, flush=True)

@@ -26,21 +26,15 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence
 
 from tqdm import tqdm
 
-PathLike = Union[str, os.PathLike]
+from ..errors import DownloadError, OutputExistsError
+from ..io import PathLike
 
 CHUNK_SIZE = 1 << 20  # bytes read from the network at once
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-class DownloadError(OSError):
-    """Downloading, checking or unpacking an archive failed
-
-    Nothing is left behind when it is raised.
-    """
 
 
 def fetch(
@@ -259,7 +253,7 @@ def download_archive(
     if destination.is_symlink() or (
         destination.exists() and not (destination.is_dir() and not any(destination.iterdir()))
     ):
-        raise FileExistsError(
+        raise OutputExistsError(
             f"Cannot download into '{destination}': it already exists and is not an empty "
             "directory. Remove it or choose another destination."
         )

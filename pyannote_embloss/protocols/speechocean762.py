@@ -20,8 +20,8 @@ URIs are the audio paths relative to ``WAVE/`` without extension, e.g.
 uses to read trial files) keeps them as strings with their leading zeros.
 Labels are "SPEAKER" + the corpus speaker id (``SPEAKER0001``).
 
-Files written to `output_dir` (default: ``data/speechocean762`` in the
-repository, git-ignored)::
+Files written (by :class:`~pyannote_embloss.protocols.writer.ProtocolWriter`) to
+`output_dir` (default: ``data/speechocean762`` in the repository, git-ignored)::
 
     database.yml                   self-contained, absolute paths
     {train,development,test}.lst   uris
@@ -37,20 +37,16 @@ once the default `output_dir` is prepared (and does not fail before).
 
 from __future__ import annotations
 
-import itertools
 import os
 import random
 import warnings
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
-import yaml
-
-from ..io import atomic_write_text
+from ..errors import ConfigError, CorpusNotFoundError, DataError, MissingFileError, OutputExistsError
+from ..io import PathLike
 from .download import download_archive
-
-PathLike = Union[str, os.PathLike]
+from .writer import ProtocolWriter, Utterance, escape_template, make_trials, screen_audio, with_durations
 
 PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
 DATABASE, TASK, NAME = PROTOCOL.split(".")
@@ -71,32 +67,6 @@ SUBSETS = ("train", "development", "test")
 TRIAL_SUBSETS = ("development", "test")
 NUM_DEVELOPMENT_SPEAKERS = 25
 SEED = 762
-
-
-class CorpusNotFoundError(FileNotFoundError):
-    """The speechocean762 corpus could not be found
-
-    Its message lists the places looked at and how to get the corpus.
-    """
-
-
-@dataclass(frozen=True)
-class Utterance:
-    """One audio file of the corpus
-
-    Parameters
-    ----------
-    uri : str
-        Path relative to WAVE/, without extension ("SPEAKER0001/000010011").
-    speaker : str
-        Speaker label ("SPEAKER0001").
-    path : Path
-        Absolute path to the audio file.
-    """
-
-    uri: str
-    speaker: str
-    path: Path
 
 
 def default_output_dir() -> Path:
@@ -273,17 +243,17 @@ def read_kaldi_map(path: Path) -> Dict[str, str]:
         When the file is missing, a line has no value or a key is repeated.
     """
     if not path.is_file():
-        raise FileNotFoundError(f"Missing corpus list '{path}'.")
+        raise MissingFileError(f"Missing corpus list '{path}'.")
     mapping: Dict[str, str] = dict()
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split(maxsplit=1)
         if len(fields) != 2:
-            raise ValueError(f"{path}, line {number}: expected 'key value', got '{line}'.")
+            raise DataError(f"{path}, line {number}: expected 'key value', got '{line}'.")
         key, value = fields[0], fields[1].strip()
         if key in mapping:
-            raise ValueError(f"{path}, line {number}: '{key}' is listed twice.")
+            raise DataError(f"{path}, line {number}: '{key}' is listed twice.")
         mapping[key] = value
     return mapping
 
@@ -292,15 +262,15 @@ def _uri(relative: str, wav_scp: Path, utt: str) -> Tuple[str, str]:
     """Split a wav.scp path ("WAVE/SPEAKER0001/x.flac") into uri and extension"""
     path = PurePosixPath(relative)
     if path.is_absolute() or len(path.parts) < 2 or path.parts[0] != AUDIO_DIR or ".." in path.parts:
-        raise ValueError(
+        raise DataError(
             f"{wav_scp}: '{utt}' points to '{relative}'; expected a path relative to the "
             f"corpus root, under {AUDIO_DIR}/ (e.g. {AUDIO_DIR}/SPEAKER0001/000010011.WAV)."
         )
     if not path.suffix:
-        raise ValueError(f"{wav_scp}: '{relative}' (utterance '{utt}') has no file extension.")
+        raise DataError(f"{wav_scp}: '{relative}' (utterance '{utt}') has no file extension.")
     uri = str(PurePosixPath(*path.parts[1:]).with_suffix(""))
     if any(character.isspace() for character in uri):
-        raise ValueError(f"{wav_scp}: '{relative}' contains white space, which pyannote.database lists cannot hold.")
+        raise DataError(f"{wav_scp}: '{relative}' contains white space, which pyannote.database lists cannot hold.")
     return uri, path.suffix
 
 
@@ -327,12 +297,12 @@ def read_split(root: Path, split: str) -> Tuple[List[Utterance], Set[str]]:
     utterances, extensions = [], set()
     for utt, relative in wav.items():
         if utt not in utt2spk:
-            raise ValueError(f"Utterance '{utt}' of {wav_scp} has no speaker in {utt2spk_path}.")
+            raise DataError(f"Utterance '{utt}' of {wav_scp} has no speaker in {utt2spk_path}.")
         uri, extension = _uri(relative, wav_scp, utt)
         extensions.add(extension)
         utterances.append(Utterance(uri=uri, speaker=f"SPEAKER{utt2spk[utt]}", path=root / relative))
     if not utterances:
-        raise ValueError(f"{wav_scp} lists no utterance.")
+        raise DataError(f"{wav_scp} lists no utterance.")
     return sorted(utterances, key=lambda u: u.uri), extensions
 
 
@@ -363,7 +333,7 @@ def read_corpus(root: Path) -> Tuple[List[Utterance], List[Utterance], str]:
     test, test_extensions = read_split(root, "test")
     extensions = train_extensions | test_extensions
     if len(extensions) > 1:
-        raise ValueError(
+        raise DataError(
             f"{root}: train/wav.scp and test/wav.scp mix audio file extensions "
             f"({', '.join(sorted(extensions))}); the protocol needs a single "
             f"'{AUDIO_DIR}/{{uri}}<extension>' template. Convert the files to one format "
@@ -371,56 +341,21 @@ def read_corpus(root: Path) -> Tuple[List[Utterance], List[Utterance], str]:
         )
     both = {u.uri for u in train} & {u.uri for u in test}
     if both:
-        raise ValueError(f"{root}: {len(both)} files are in both train and test (e.g. '{min(both)}').")
+        raise DataError(f"{root}: {len(both)} files are in both train and test (e.g. '{min(both)}').")
     shared = {u.speaker for u in train} & {u.speaker for u in test}
     if shared:
-        raise ValueError(
+        raise DataError(
             f"{root}: speakers {', '.join(sorted(shared)[:5])} are in both train/utt2spk and "
             "test/utt2spk; the official split is by speaker."
         )
     missing = [u.path for u in train + test if not u.path.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{len(missing)} audio files listed in {root}/{{train,test}}/wav.scp are missing, e.g. "
             + ", ".join(f"'{path}'" for path in missing[:3])
             + ". The corpus is incomplete: download it again."
         )
     return train, test, extensions.pop()
-
-
-def audio_duration(path: Path) -> float:
-    """Duration in seconds of an audio file, from its header (torchcodec)
-
-    Parameters
-    ----------
-    path : Path
-        Audio file.
-
-    Returns
-    -------
-    duration : float
-        Duration in seconds.
-    """
-    from torchcodec.decoders import AudioDecoder
-
-    try:
-        duration = AudioDecoder(str(path)).metadata.duration_seconds_from_header
-        if not duration:
-            duration = AudioDecoder(str(path)).get_all_samples().duration_seconds
-    except Exception as error:  # torchcodec raises RuntimeError/ValueError
-        raise ValueError(f"Could not read the duration of '{path}': {error}") from error
-    if not duration or duration <= 0:
-        raise ValueError(f"'{path}' is empty.")
-    return float(duration)
-
-
-def seconds(duration: float) -> str:
-    """Format a duration as seconds with 3 decimals, rounded down
-
-    Rounding down keeps annotations within the audio file.
-    """
-    milliseconds = int(round(duration * 1e6)) // 1000
-    return f"{milliseconds // 1000}.{milliseconds % 1000:03d}"
 
 
 # ---------------------------------------------------------------------------
@@ -448,7 +383,7 @@ def split_speakers(
     """
     speakers = sorted(set(speakers))
     if not 2 <= num_development <= len(speakers) - 2:
-        raise ValueError(
+        raise DataError(
             f"Cannot split {len(speakers)} test speakers into {num_development} development "
             "speakers and the rest for test: each group needs at least 2 speakers "
             "(for non-target trials). Pass another `num_development_speakers`."
@@ -456,47 +391,6 @@ def split_speakers(
     shuffled = list(speakers)
     random.Random(f"{seed}:split").shuffle(shuffled)
     return sorted(shuffled[:num_development]), sorted(shuffled[num_development:])
-
-
-def make_trials(utterances: Sequence[Utterance], seed: Union[int, str]) -> List[Tuple[int, str, str]]:
-    """All target trials and as many random non-target trials
-
-    Parameters
-    ----------
-    utterances : sequence of Utterance
-        Files of the subset.
-    seed : int or str
-        Seed for drawing non-target pairs.
-
-    Returns
-    -------
-    trials : list of (reference, uri1, uri2)
-        reference is 1 (same speaker) or 0. uri1 < uri2, no pair twice,
-        sorted by (uri1, uri2).
-    """
-    uris = sorted(u.uri for u in utterances)
-    speaker = {u.uri: u.speaker for u in utterances}
-    by_speaker: Dict[str, List[str]] = dict()
-    for uri in uris:
-        by_speaker.setdefault(speaker[uri], list()).append(uri)
-
-    targets = [pair for group in by_speaker.values() for pair in itertools.combinations(group, 2)]
-    num_pairs = len(uris) * (len(uris) - 1) // 2
-    if len(targets) > num_pairs - len(targets):
-        raise ValueError(
-            f"Cannot draw {len(targets)} distinct non-target trials among {len(by_speaker)} speakers "
-            f"({num_pairs - len(targets)} non-target pairs exist): use more speakers."
-        )
-
-    rng = random.Random(seed)
-    non_targets = set()
-    while len(non_targets) < len(targets):
-        uri1, uri2 = sorted(rng.sample(uris, 2))
-        if speaker[uri1] != speaker[uri2]:
-            non_targets.add((uri1, uri2))
-
-    trials = [(1, *pair) for pair in targets] + [(0, *pair) for pair in non_targets]
-    return sorted(trials, key=lambda trial: (trial[1], trial[2]))
 
 
 def make_subsets(
@@ -518,82 +412,13 @@ def make_subsets(
     }
 
 
-def _lst(utterances: Sequence[Utterance]) -> str:
-    return "".join(f"{u.uri}\n" for u in utterances)
-
-
-def _rttm(utterances: Sequence[Utterance], durations: Dict[str, str]) -> str:
-    return "".join(
-        f"SPEAKER {u.uri} 1 0.000 {durations[u.uri]} <NA> <NA> {u.speaker} <NA> <NA>\n" for u in utterances
-    )
-
-
-def _uem(utterances: Sequence[Utterance], durations: Dict[str, str]) -> str:
-    return "".join(f"{u.uri} 1 0.000 {durations[u.uri]}\n" for u in utterances)
-
-
-def _trial(trials: Sequence[Tuple[int, str, str]]) -> str:
-    return "".join(f"{reference} {uri1} {uri2}\n" for reference, uri1, uri2 in trials)
-
-
-def protocol_entries(directory: Union[Path, str]) -> dict:
-    """Protocol section of a database.yml, with files in `directory`
-
-    Parameters
-    ----------
-    directory : Path or str
-        Directory of the generated files, as it should appear in the yml.
-
-    Returns
-    -------
-    protocols : dict
-        {"SpeechOcean762": {"SpeakerVerification": {"Default": {...}}}}
-    """
-    entries: dict = {"scope": "global"}
-    for subset in SUBSETS:
-        entries[subset] = {
-            "uri": f"{directory}/{subset}.lst",
-            "annotation": f"{directory}/{subset}.rttm",
-            "annotated": f"{directory}/{subset}.uem",
-        }
-        if subset in TRIAL_SUBSETS:
-            entries[subset]["trial"] = f"{directory}/{subset}.trial"
-    return {DATABASE: {TASK: {NAME: entries}}}
-
-
-def _escape(path: Path) -> str:
-    """Escape braces of a path used in a pyannote.database "{uri}" template"""
-    return str(path).replace("{", "{{").replace("}", "}}")
-
-
-def database_yml(corpus: Path, output_dir: Path, extension: str) -> str:
-    """Content of the generated, self-contained database.yml"""
-    config = {
-        "Databases": {DATABASE: f"{_escape(corpus / AUDIO_DIR)}/{{uri}}{extension}"},
-        "Protocols": protocol_entries(output_dir),
-    }
-    header = (
-        f"# Generated by `{PREPARE_COMMAND}` from the corpus in\n"
-        f"# {corpus}\n"
-        "# Do not edit: run the command again instead.\n"
-    )
-    return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
-
-
-def _write(path: Path, text: str) -> None:
-    """Atomically write `text` to `path`, unless it already holds exactly that"""
-    if path.is_file() and path.read_text() == text:
-        return
-    atomic_write_text(path, text)
-
-
 def _link_audio(link: Path, target: Path) -> None:
     """Make `link` a symbolic link to `target` (atomically), if possible"""
     if link.is_symlink():
         if os.readlink(link) == str(target):
             return
     elif link.exists():
-        raise FileExistsError(
+        raise OutputExistsError(
             f"'{link}' exists and is not a symbolic link: prepare links it to the corpus audio "
             f"'{target}'. Remove it, or choose another output directory."
         )
@@ -635,6 +460,10 @@ def prepare(
     md5: Optional[str] = None,
     num_development_speakers: int = NUM_DEVELOPMENT_SPEAKERS,
     seed: int = SEED,
+    progress: bool = False,
+    check_audio: bool = False,
+    exclude_bad: bool = False,
+    num_workers: Optional[int] = None,
 ) -> Path:
     """Write the SpeechOcean762.SpeakerVerification.Default protocol files
 
@@ -660,6 +489,15 @@ def prepare(
         smaller corpora (each group needs at least 2 speakers).
     seed : int, optional
         Seed of the development/test split and of the non-target trials.
+    progress : bool, optional
+        Show progress bars (durations, audio check). Defaults to False.
+    check_audio : bool, optional
+        Decode every file first, and write nothing while some fail (see
+        :func:`~pyannote_embloss.protocols.writer.screen_audio`). Defaults to False.
+    exclude_bad : bool, optional
+        With `check_audio`, leave the files that fail out instead.
+    num_workers : int, optional
+        Parallel readers.
 
     Returns
     -------
@@ -673,28 +511,28 @@ def prepare(
     """
     output_dir = Path(output_dir).expanduser() if output_dir is not None else default_output_dir()
     output_dir = output_dir.absolute()
-    if "{" in str(output_dir) or "}" in str(output_dir):
-        raise ValueError(
-            f"Output directory '{output_dir}' contains braces, which pyannote.database reads as placeholders."
-        )
-
     corpus = _locate(root, output_dir, download, url, md5)
     train, test, extension = read_corpus(corpus)
+    if check_audio:
+        kept = {u.path for u in screen_audio(train + test, output_dir, exclude_bad, num_workers, progress)}
+        train, test = [u for u in train if u.path in kept], [u for u in test if u.path in kept]
+    elif exclude_bad:
+        raise ConfigError("--exclude-bad needs --check-audio (which finds the bad files).")
+    train = with_durations(train, num_workers=num_workers, progress=progress)
+    test = with_durations(test, num_workers=num_workers, progress=progress)
     subsets = make_subsets(train, test, num_development_speakers, seed)
-    durations = {u.uri: seconds(audio_duration(u.path)) for u in train + test}
 
-    files: Dict[str, str] = dict()
+    writer = ProtocolWriter(
+        output_dir,
+        DATABASE,
+        f"{escape_template(corpus / AUDIO_DIR)}/{{uri}}{extension}",
+        header=f"Generated by `{PREPARE_COMMAND}` from the corpus in\n{corpus}\nDo not edit: run the command again instead.",
+    )
     for subset, utterances in subsets.items():
-        files[f"{subset}.lst"] = _lst(utterances)
-        files[f"{subset}.rttm"] = _rttm(utterances, durations)
-        files[f"{subset}.uem"] = _uem(utterances, durations)
+        writer.add_subset(subset, utterances)
         if subset in TRIAL_SUBSETS:
-            files[f"{subset}.trial"] = _trial(make_trials(utterances, seed=f"{seed}:{subset}:trials"))
-
+            writer.add_trials(subset, make_trials(utterances, seed=f"{seed}:{subset}:trials"))
+    writer.add_protocol(TASK, NAME, **{s: (s, s if s in TRIAL_SUBSETS else None) for s in SUBSETS})
     output_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        _write(output_dir / name, text)
     _link_audio(output_dir / AUDIO_DIR, corpus / AUDIO_DIR)
-    yml = output_dir / "database.yml"
-    _write(yml, database_yml(corpus, output_dir, extension))
-    return yml
+    return writer.write()

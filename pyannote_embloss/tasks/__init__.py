@@ -5,6 +5,7 @@ Every task shares :class:`~pyannote_embloss.tasks.base.SpeakerEmbeddingTask`
 (:data:`pyannote_embloss.losses.LOSSES`, under the same names).
 """
 
+from ..errors import ConfigError
 from .base import SpeakerEmbeddingTask
 from .classification import (
     AdditiveAngularMargin,
@@ -31,13 +32,13 @@ def get_task_class(name: str):
 
     Raises
     ------
-    ValueError
+    ConfigError
         When `name` is unknown, listing the known names.
     """
     try:
         return TASKS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"Unknown task '{name}'. Known tasks: {', '.join(TASKS)}.") from None
+        raise ConfigError(f"Unknown task '{name}'. Known tasks: {', '.join(TASKS)}.") from None
 
 
 __all__ = ["TASKS", "get_task_class", "SpeakerEmbeddingTask", *(c.__name__ for c in TASKS.values())]

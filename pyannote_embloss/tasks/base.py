@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import random
+import warnings
+import zlib
 from functools import partial
 from typing import Any, Dict, Optional, Sequence, Union
 
@@ -19,18 +23,23 @@ from pyannote.audio.core.task import (
 from pyannote.audio.tasks.embedding.mixins import (
     SupervisedRepresentationLearningTaskMixin,
 )
-from pyannote.audio.utils.random import create_rng_for_worker
 from pyannote.core import Segment
 from pyannote.database import Protocol
 from pyannote.database.protocol import SpeakerVerificationProtocol
 
-from torch.utils.data import DataLoader
-from torch_audiomentations.core.transforms_interface import BaseWaveformTransform
+from torch.utils.data import DataLoader, default_collate
 from torchmetrics import Metric
 
-from ..audio import load_audio
+from ..audio import AudioDecodingError, load_audio
+from ..augmentation import Augmentation, chunk_with_speed, speed_classes
+from ..embedding import iter_embeddings
+from ..errors import ConfigError, DataError
+from ..evaluation.trials import Trials
 from ..losses import get_loss_class
 from .validation import TrialEqualErrorRate
+
+#: prefix of the development trials in pyannote.audio's prepared data
+VALIDATION = "validation"
 
 
 class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
@@ -79,8 +88,9 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
     batches_per_epoch : int, optional
         Number of training batches per epoch. Defaults to as many as needed to
         cover the training set once, on average.
-    loss : dict, optional
-        Keyword arguments of the loss (margin, scale, ...).
+    **loss_params
+        Hyper-parameters of the loss (margin, scale, ...): those of the loss
+        class, with its defaults (see :data:`pyannote_embloss.losses.LOSSES`).
     cache : str, optional
         Path of the `prepare_data` cache. Defaults to a temporary file.
     num_workers : int, optional
@@ -88,8 +98,14 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         (half the CPUs).
     pin_memory : bool, optional
         Pin memory in data loaders. Defaults to False.
-    augmentation : BaseWaveformTransform, optional
-        torch_audiomentations waveform transform applied to training batches.
+    augmentation : dict, optional
+        Augmentation of training chunks: the `augmentation:` section of
+        config.yml, validated by :func:`pyannote_embloss.augmentation.check_augmentation`
+        (speed perturbation, babble, noise, reverberation). Defaults to none.
+    max_bad_files : float, optional
+        Training files that fail to decode are skipped (and reported in
+        `training.json`), until they are more than this share of the training
+        files: then training stops with an error listing them. Defaults to 0.001.
     metric : optional
         Validation metric. Defaults to the equal error rate of development trials.
     """
@@ -105,27 +121,32 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         num_classes_per_batch: int = 32,
         num_chunks_per_class: Optional[int] = None,
         batches_per_epoch: Optional[int] = None,
-        loss: Optional[Dict[str, Any]] = None,
         cache: Optional[str] = None,
         num_workers: Optional[int] = None,
         pin_memory: bool = False,
-        augmentation: Optional[BaseWaveformTransform] = None,
+        augmentation: Optional[dict] = None,
+        max_bad_files: float = 0.001,
         metric: Union[Metric, Sequence[Metric], Dict[str, Metric]] = None,
+        **loss_params,
     ):
+        self.augmentation_config = augmentation
+        self.augmentation_ = None
+        self.max_bad_files = max_bad_files
+        self.bad_files: Dict[str, str] = {}
         self.loss_class = get_loss_class(self.loss_name)
-        self.loss_params = dict(loss or {})
+        self.loss_params = check_loss_params(self.loss_name, loss_params)
 
         min_chunks = self.loss_class.min_chunks_per_class
         if num_chunks_per_class is None:
             num_chunks_per_class = min_chunks
         if num_chunks_per_class < min_chunks:
-            raise ValueError(
+            raise ConfigError(
                 f"The '{self.loss_name}' loss needs positive pairs in each batch: "
                 f"set num_chunks_per_class to at least {min_chunks} "
                 f"(got num_chunks_per_class={num_chunks_per_class})."
             )
         if num_classes_per_batch < 1 or num_chunks_per_class < 1:
-            raise ValueError(
+            raise ConfigError(
                 "num_classes_per_batch and num_chunks_per_class must be positive "
                 f"(got {num_classes_per_batch} and {num_chunks_per_class})."
             )
@@ -143,38 +164,20 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
             batch_size=self.batch_size,
             num_workers=num_workers,
             pin_memory=pin_memory,
-            augmentation=augmentation,
             metric=metric,
         )
 
     # ------------------------------------------------------------------ data
 
     def prepare_validation(self, prepared_dict: Dict):
-        """Cache development trials as plain strings (fix for unpicklable ProtocolFile)"""
+        """Cache development trials as plain arrays (fix for unpicklable ProtocolFile)"""
         if not isinstance(self.protocol, SpeakerVerificationProtocol):
             return
-
-        files: Dict[str, int] = {}
-        paths: list = []
-        trials: list = []
-        for trial in self.protocol.development_trial():
-            indices = []
-            for key in ("file1", "file2"):
-                file = trial[key]
-                uri = str(file["uri"])
-                if uri not in files:
-                    files[uri] = len(paths)
-                    paths.append(str(file["audio"]))
-                indices.append(files[uri])
-            trials.append((indices[0], indices[1], int(trial["reference"])))
-
-        if not trials:
+        try:
+            trials = Trials.from_protocol(self.protocol, "development")
+        except DataError:  # no development trials: train without validation
             return
-
-        prepared_dict["validation-audio"] = np.array(paths, dtype=np.str_)
-        prepared_dict["validation-trials"] = np.array(
-            trials, dtype=[("file1", "i4"), ("file2", "i4"), ("reference", "i1")]
-        )
+        prepared_dict.update(trials.to_arrays(VALIDATION))
 
     def setup(self, stage=None):
         """Load prepared data and index training speech turns per speaker"""
@@ -199,7 +202,7 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
             per_file.setdefault(int(file_id), []).append(Segment(float(start), float(end)))
 
         if not per_class:
-            raise ValueError(
+            raise DataError(
                 f"Protocol {self.protocol.name} has no labelled speech in its training subset: "
                 "check that its train files have an 'annotation' (RTTM) with speaker labels."
             )
@@ -217,8 +220,11 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
             for klass, files in per_class.items()
         }
 
-        if self.num_classes_per_batch > len(self._train):
-            self.num_classes_per_batch = len(self._train)
+        self.speakers = sorted(self._train)
+        self.speeds = [1.0] if self.augmentation_config is None else list(self.augmentation_config["speed"])
+        classes = speed_classes(self.speakers, self.speeds)
+        if self.num_classes_per_batch > len(classes):
+            self.num_classes_per_batch = len(classes)
             self.batch_size = self.num_classes_per_batch * self.num_chunks_per_class
 
         self.specifications = Specifications(
@@ -226,60 +232,88 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
             resolution=Resolution.CHUNK,
             duration=self.duration,
             min_duration=self.min_duration,
-            classes=sorted(self._train),
+            classes=classes,
         )
 
     @property
     def has_validation_trials(self) -> bool:
-        return "validation-trials" in getattr(self, "prepared_data", {})
+        return f"{VALIDATION}-trials" in getattr(self, "prepared_data", {})
+
+    def _load_chunk(self, file: dict, turn: Segment, duration: float, num_samples: int, rng) -> torch.Tensor:
+        """A random chunk of `num_samples` samples (`duration` seconds) of `turn`"""
+        audio = self.model.audio
+        if turn.duration < duration:
+            X = load_audio(audio, file["audio"], turn)
+            missing = max(0, num_samples - X.shape[1])
+            left = rng.randint(0, missing)
+            return F.pad(X, (left, missing - left))[:, :num_samples]
+        start = rng.uniform(turn.start, turn.end - duration)
+        return load_audio(audio, file["audio"], Segment(start, start + duration), num_samples=num_samples)
+
+    def _draw_chunk(self, speaker: str, speed: float, duration: float, rng, bad: Dict[str, str]) -> torch.Tensor:
+        """A chunk of `speaker` at `speed`, skipping files that fail to decode"""
+        sample_rate = self.model.audio.sample_rate
+        num_samples = self.model.audio.get_num_samples(duration)
+        while True:
+            files = [f for f in self._train[speaker] if f["audio"] not in bad] or self._train[speaker]
+            file, *_ = rng.choices(files, weights=[f["duration"] for f in files], k=1)
+            turn, *_ = rng.choices(file["speech_turns"], weights=[s.duration for s in file["speech_turns"]], k=1)
+            try:
+                return chunk_with_speed(
+                    lambda n: self._load_chunk(file, turn, n / sample_rate, n, rng), num_samples, speed, sample_rate
+                )
+            except AudioDecodingError as error:
+                if file["audio"] in bad:  # every file of the speaker is bad
+                    raise
+                bad[file["audio"]] = str(error)
+                warnings.warn(f"Skipping a training file that fails to decode: {error}")
 
     def train__iter__(self):
-        """Iterate over training chunks, one speaker after the other
+        """Iterate over training chunks, batch after batch
+
+        Each batch holds `num_classes_per_batch` classes (a speaker at a
+        speed, with speed perturbation) × `num_chunks_per_class` chunks,
+        then goes through the augmentation as a whole (babble mixes chunks
+        of the batch). Every random draw uses one generator per data loader,
+        process and worker (:func:`sampler_rng`), so that a run is
+        reproducible and resumes exactly from an epoch boundary.
 
         Yields
         ------
         sample : dict
-            {"X": (channel, sample) torch.Tensor, "y": int speaker index}
+            {"X": (channel, sample) torch.Tensor, "y": int class index,
+             "skipped": "|"-separated files newly found undecodable ("" mostly)}
         """
-        rng = create_rng_for_worker(self.model)
-        classes = list(self.specifications.classes)
+        rng = sampler_rng(self.model)
+        classes = [(speaker, speed) for speed in self.speeds for speaker in self.speakers]
         class_index = {klass: c for c, klass in enumerate(classes)}
-        audio = self.model.audio
-
-        num_samples_in_batch = 0
-        batch_duration = rng.uniform(self.min_duration, self.duration)
+        speaker_index = {speaker: s for s, speaker in enumerate(self.speakers)}
+        bad: Dict[str, str] = {}
+        reported = 0
+        order: list = []
         while True:
-            rng.shuffle(classes)
-            for klass in classes:
-                files = self._train[klass]
-                weights = [f["duration"] for f in files]
+            duration = rng.uniform(self.min_duration, self.duration)
+            chunks, labels, speakers = [], [], []
+            for _ in range(self.num_classes_per_batch):
+                if not order:
+                    order = list(classes)
+                    rng.shuffle(order)
+                speaker, speed = order.pop()
                 for _ in range(self.num_chunks_per_class):
-                    file, *_ = rng.choices(files, weights=weights, k=1)
-                    turn, *_ = rng.choices(
-                        file["speech_turns"],
-                        weights=[s.duration for s in file["speech_turns"]],
-                        k=1,
-                    )
-                    num_samples = audio.get_num_samples(batch_duration)
-                    if turn.duration < batch_duration:
-                        X = load_audio(audio, file["audio"], turn)
-                        missing = max(0, num_samples - X.shape[1])
-                        left = rng.randint(0, missing)
-                        X = F.pad(X, (left, missing - left))[:, :num_samples]
-                    else:
-                        start = rng.uniform(turn.start, turn.end - batch_duration)
-                        X = load_audio(
-                            audio,
-                            file["audio"],
-                            Segment(start, start + batch_duration),
-                            num_samples=num_samples,
-                        )
-                    yield {"X": X, "y": class_index[klass]}
+                    chunks.append(self._draw_chunk(speaker, speed, duration, rng, bad))
+                    labels.append(class_index[(speaker, speed)])
+                    speakers.append(speaker_index[speaker])
+            X = torch.stack(chunks)
+            if self.augmentation_ is not None:
+                X = self.augmentation_(X, speakers, rng)
+            skipped = "|".join(list(bad)[reported:])
+            reported = len(bad)
+            for b, (x, y) in enumerate(zip(X, labels)):
+                yield {"X": x, "y": y, "skipped": skipped if b == 0 else ""}
 
-                    num_samples_in_batch += 1
-                    if num_samples_in_batch == self.batch_size:
-                        batch_duration = rng.uniform(self.min_duration, self.duration)
-                        num_samples_in_batch = 0
+    def collate_fn(self, batch, stage="train"):
+        """Stack samples (augmentation already happened, per batch, in `train__iter__`)"""
+        return default_collate(batch)
 
     def train__len__(self):
         if self.batches_per_epoch:
@@ -291,21 +325,16 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
     def default_metric(self):
         if not self.has_validation_trials:
             return []
-        trials = self.prepared_data["validation-trials"]
-        return {
-            "EqualErrorRate": TrialEqualErrorRate(
-                trials["file1"], trials["file2"], trials["reference"]
-            )
-        }
+        return {"EqualErrorRate": TrialEqualErrorRate(Trials.from_arrays(self.prepared_data, VALIDATION))}
 
     def val__getitem__(self, idx):
-        path = str(self.prepared_data["validation-audio"][idx])
+        path = str(self.prepared_data[f"{VALIDATION}-audio"][idx])
         return {"X": load_audio(self.model.audio, path), "file": idx}
 
     def val__len__(self):
         if not self.has_validation_trials:
             return 0
-        return len(self.prepared_data["validation-audio"])
+        return len(self.prepared_data[f"{VALIDATION}-audio"])
 
     def val_dataloader(self) -> Optional[DataLoader]:
         if not self.has_validation_trials:
@@ -321,9 +350,10 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         )
 
     def validation_step(self, batch, batch_idx: int):
-        with torch.no_grad():
-            embeddings = self.model(batch["X"])
-        self.model.validation_metric.update(embeddings, batch["file"])
+        # the very function `evaluate` embeds trial files with (whole files)
+        waveforms = zip(batch["file"].tolist(), batch["X"])
+        for file, embedding in iter_embeddings(self.model, waveforms, window="whole"):
+            self.model.validation_metric.update(torch.from_numpy(embedding)[None], torch.tensor([file]))
         self.model.log_dict(
             self.model.validation_metric,
             on_step=False,
@@ -333,10 +363,56 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
             batch_size=1,
         )
 
+    # ------------------------------------------------------------------ training
+
+    def training_step(self, batch, batch_idx: int):
+        """Loss of a batch; stops on a non-finite loss and on too many undecodable files"""
+        for skipped in batch.get("skipped", []):
+            for path in filter(None, skipped.split("|")):
+                self.bad_files.setdefault(path, "")
+        if self.bad_files:
+            num_files = sum(len(files) for files in self._train.values())
+            if len(self.bad_files) > self.max_bad_files * num_files:
+                listed = "\n".join(f" - {path}" for path in sorted(self.bad_files)[:20])
+                raise DataError(
+                    f"{len(self.bad_files)} of the {num_files} training files fail to decode, more than "
+                    f"max_bad_files = {self.max_bad_files:g} of them:\n{listed}\nFix or exclude them "
+                    "(`pyannote-audio-emb prepare ... --check-audio --exclude-bad`), or raise task.params.max_bad_files."
+                )
+        X, y = batch["X"], batch["y"]
+        loss = self.model.loss_func(self.model(X), y)
+        if not torch.isfinite(loss):
+            from ..errors import TrainingDivergedError
+
+            trainer = self.model.trainer
+            lrs = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
+            raise TrainingDivergedError(
+                f"Training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): the loss is "
+                f"{loss.item()} (learning rate {', '.join(f'{lr:.3g}' for lr in lrs)}). checkpoints/last.ckpt is "
+                "from before; lower the learning rate (or add a warm-up) and train again, or resume."
+            )
+        self.model.log("loss/train", loss, on_step=True, on_epoch=True, prog_bar=False, logger=True, batch_size=len(y))
+        return {"loss": loss}
+
     # ------------------------------------------------------------------ loss
 
+    def loss_func_params(self) -> Dict[str, Any]:
+        """Hyper-parameters the loss is built with: the task's, over the loss' defaults"""
+        import inspect
+
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(self.loss_class.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        return {**defaults, **self.loss_params}
+
     def setup_loss_func(self):
-        """Attach the loss (and its trainable parameters) to the model"""
+        """Attach the loss (and its trainable parameters) to the model, build the augmentation"""
+        if self.augmentation_config is not None and self.augmentation_config["transforms"] and self.augmentation_ is None:
+            # here (main process, model attached), not in each data loading worker
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+            self.augmentation_ = Augmentation(self.augmentation_config, self.model.audio.sample_rate, seed=seed)
         if self.loss_class.uses_classifier:
             self.model.loss_func = self.loss_class(
                 num_classes=len(self.specifications.classes),
@@ -346,6 +422,53 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         else:
             self.model.loss_func = self.loss_class(**self.loss_params)
         self.model.loss_func.to(self.model.device)
+
+
+def sampler_rng(model) -> random.Random:
+    """The training sampler's random generator, for this process, data-loading worker and point of the run
+
+    Like pyannote.audio's `create_rng_for_worker`, seeded by the global seed,
+    the worker and the process ranks, but with the global step at which the
+    data loader starts instead of the epoch: Lightning resumes a checkpoint
+    saved at the end of an epoch by restarting that epoch's loop, so the
+    epoch number seen by the new data loader is off by one, while the global
+    step is exactly that of the uninterrupted run. A resumed run thus draws
+    the very chunks (and augmentations) the uninterrupted one drew.
+    """
+    worker = torch.utils.data.get_worker_info()
+    seed = (
+        os.environ.get("PL_GLOBAL_SEED", "unset"),
+        None if worker is None else worker.id,
+        model.local_rank,
+        model.global_rank,
+        model.global_step,
+    )
+    return random.Random(zlib.adler32(str(seed).encode()))
+
+
+def check_loss_params(name: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    """Hyper-parameters of loss `name`, checked against its constructor
+
+    Raises
+    ------
+    ConfigError
+        On a parameter the loss does not take, listing those it takes.
+    """
+    import inspect
+
+    known = [
+        p
+        for p in inspect.signature(get_loss_class(name).__init__).parameters
+        if p not in ("self", "num_classes", "embedding_size")
+    ]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"Unknown parameter(s) {unknown} for task '{name}': its loss takes "
+            f"{', '.join(known) if known else 'no parameter'}, and the task takes duration, min_duration, "
+            "num_classes_per_batch, num_chunks_per_class, batches_per_epoch, num_workers, pin_memory."
+        )
+    return dict(params)
 
 
 def subset_file_ids(prepared_data: Dict, subset: str) -> np.ndarray:

@@ -1,4 +1,11 @@
-"""Validation metric: equal error rate of development trials"""
+"""Validation metric: equal error rate of development trials
+
+It scores trials exactly as ``pyannote-audio-emb evaluate --subset development``
+does (:meth:`Trials.score`, raw cosine, and :func:`equal_error_rate`), from
+embeddings computed by the same function (:func:`iter_embeddings`, whole
+files), so that the checkpoint kept as ``best.ckpt`` is selected by the very
+number the evaluation reports.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +13,35 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pyannote.metrics.binary_classification import det_curve
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
+
+from ..evaluation.metrics import equal_error_rate
+from ..evaluation.trials import Trials
 
 
 class TrialEqualErrorRate(Metric):
     """Equal error rate of speaker verification trials, from per-file embeddings
 
     `update` accumulates the embeddings of development files (in any order,
-    over any number of batches); `compute` scores every trial whose two files
-    were embedded with cosine similarity and returns the equal error rate
-    (pyannote.metrics' `det_curve`).
+    over any number of batches, and, under DDP, gathered from every process);
+    `compute` scores every trial whose two files were embedded and returns
+    the equal error rate.
 
     Parameters
     ----------
-    file1, file2 : (num_trials, ) array-like of int
-        Index of each trial's files.
-    reference : (num_trials, ) array-like of int
-        1 for target trials (same speaker), 0 otherwise.
+    trials : Trials
+        Development trials; `update` receives indices into `trials.uris`.
     """
 
     is_differentiable: Optional[bool] = False
     higher_is_better: Optional[bool] = False
     full_state_update: bool = False
 
-    def __init__(self, file1, file2, reference, **kwargs):
+    def __init__(self, trials: Trials, **kwargs):
         super().__init__(compute_on_cpu=True, **kwargs)
-        self.register_buffer("file1", torch.as_tensor(np.ascontiguousarray(file1, dtype=np.int64)), persistent=False)
-        self.register_buffer("file2", torch.as_tensor(np.ascontiguousarray(file2, dtype=np.int64)), persistent=False)
-        self.register_buffer("reference", torch.as_tensor(np.ascontiguousarray(reference, dtype=np.int64)), persistent=False)
+        self.trials = trials
         self.add_state("embeddings", default=[], dist_reduce_fx="cat")
         self.add_state("files", default=[], dist_reduce_fx="cat")
 
@@ -47,25 +52,24 @@ class TrialEqualErrorRate(Metric):
         ----------
         embeddings : (batch, dimension) torch.Tensor
         files : (batch, ) torch.Tensor
-            File index of each embedding.
+            Index (in `trials.uris`) of the file of each embedding.
         """
-        self.embeddings.append(embeddings.detach().float())
-        self.files.append(files.detach().long().reshape(-1))
+        self.embeddings.append(torch.as_tensor(embeddings).detach().float())
+        self.files.append(torch.as_tensor(files).detach().long().reshape(-1))
 
     def compute(self) -> torch.Tensor:
-        embeddings = F.normalize(dim_zero_cat(self.embeddings).cpu(), dim=-1)
-        files = dim_zero_cat(self.files).cpu()
-        num_files = int(max(self.file1.max(), self.file2.max())) + 1
-        row = torch.full((num_files,), -1, dtype=torch.long)
-        row[files] = torch.arange(len(files))
-
-        file1, file2 = self.file1.cpu(), self.file2.cpu()
-        reference = self.reference.cpu()
-        keep = (row[file1] >= 0) & (row[file2] >= 0)
-        y_true = reference[keep].numpy()
-        if len(np.unique(y_true)) < 2:
+        embeddings = dim_zero_cat(self.embeddings).cpu().numpy().astype(np.float32)
+        files = dim_zero_cat(self.files).cpu().numpy()
+        embedded = np.zeros(self.trials.num_files, dtype=bool)
+        embedded[files] = True
+        keep = embedded[self.trials.index1] & embedded[self.trials.index2]
+        trials = self.trials.subset(keep)
+        if len(np.unique(trials.reference)) < 2:
             # e.g. Lightning's sanity check embeds a couple of files only
-            return torch.tensor(float("nan"))
-        scores = (embeddings[row[file1[keep]]] * embeddings[row[file2[keep]]]).sum(dim=-1)
-        _, _, _, eer = det_curve(y_true, scores.numpy(), distances=False)
-        return torch.tensor(float(eer))
+            return torch.tensor(float("nan"), dtype=torch.float64)
+        matrix = np.ones((self.trials.num_files, embeddings.shape[1]), dtype=np.float32)
+        matrix[files] = embeddings  # duplicates (padded distributed sampler) carry the same embedding
+        scores = trials.score(matrix)
+        fpr, fnr, _, _ = det_curve(trials.reference, scores, distances=False)
+        eer, _ = equal_error_rate(fpr, fnr)
+        return torch.tensor(eer, dtype=torch.float64)

@@ -1,0 +1,571 @@
+"""On-the-fly data augmentation of training chunks, from config.yml's `augmentation:` section
+
+    augmentation:
+      speed: [0.9, 1.0, 1.1]     # speed perturbation; each speed is a new speaker (Kaldi, WeSpeaker)
+      probability: 0.6           # share of chunks that are corrupted
+      combine: one               # one: each corrupted chunk gets one transform, drawn by weight
+                                 # all: each transform applies with its own probability, in order
+      transforms:
+        - {name: babble, snr: [13, 20], speakers: [3, 6]}     # other chunks of the batch, summed
+        - {name: reverb, rt60: [0.2, 0.8]}                    # simulated rooms (pyroomacoustics)
+        - {name: reverb, directory: /data/RIRS_NOISES}        # or impulse responses from files
+        - {name: noise, directory: /data/musan, snr: [0, 15]} # any directory; MUSAN's noise/music/speech
+        - {name: colored_noise, snr: [5, 20], f_decay: [-2, 2]}
+
+Every random draw comes from the sampler's random generator (one per epoch,
+process and data-loading worker), so that augmentation is reproducible
+under the config's seed and resumes exactly.
+
+Noise and impulse response files are split in two by a stable hash of
+their path (:func:`file_subset`): ``subset: train`` (the default for
+training) uses 80 % of them, and the test conditions of ``evaluate --condition``
+use the other 20 %, so that a model is never tested on the noises it was
+trained with.
+
+torch_audiomentations' file-based transforms call ``torchaudio.info``, which
+torchaudio 2.9 removed (iver56/torch-audiomentations#184), and list only
+``.wav`` files: noise and impulse responses are read with the project's own
+loader (torchcodec) instead. Its in-memory ``AddColoredNoise`` is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError, MissingFileError
+
+__all__ = [
+    "Augmentation",
+    "NoiseSource",
+    "ImpulseResponses",
+    "check_augmentation",
+    "file_subset",
+    "mix_at_snr",
+    "reverberate",
+    "speed_perturb",
+    "snr_db",
+]
+
+TRANSFORMS = ("babble", "noise", "colored_noise", "reverb")
+#: MUSAN categories and their default SNR ranges (dB), as in WeSpeaker
+MUSAN_SNR = {"noise": (0.0, 15.0), "music": (5.0, 15.0), "speech": (13.0, 20.0)}
+#: share of noise / impulse response files used for training (the others are for test conditions)
+TRAIN_SHARE = 0.8
+SUBSETS = ("train", "test", "all")
+
+
+# ---------------------------------------------------------------- signal processing
+
+
+def snr_db(clean: torch.Tensor, noisy: torch.Tensor) -> float:
+    """Signal-to-noise ratio of `noisy` with respect to `clean`, in dB"""
+    noise = noisy.double() - clean.double()
+    return float(10.0 * torch.log10(clean.double().pow(2).sum() / noise.pow(2).sum().clamp(min=1e-20)))
+
+
+def mix_at_snr(clean: torch.Tensor, noise: torch.Tensor, snr: float) -> torch.Tensor:
+    """`clean` plus `noise` scaled so that the mixture has the given SNR (dB)
+
+    Parameters
+    ----------
+    clean, noise : (channel, sample) torch.Tensor
+        Of the same shape.
+    snr : float
+        In dB. Silent noise or silent chunks are returned unchanged.
+    """
+    clean_power = clean.pow(2).mean()
+    noise_power = noise.pow(2).mean()
+    if clean_power <= 0 or noise_power <= 0:
+        return clean
+    scale = torch.sqrt(clean_power / (noise_power * 10.0 ** (snr / 10.0)))
+    return clean + scale * noise
+
+
+def reverberate(waveform: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
+    """Convolve `waveform` with a room impulse response, keeping its length and alignment
+
+    The response is normalised to unit energy and the output is shifted by
+    the position of its direct path (its largest peak), so that speech stays
+    where it was; an identity response (a unit impulse) changes nothing.
+
+    Parameters
+    ----------
+    waveform : (channel, sample) torch.Tensor
+    rir : (sample, ) torch.Tensor
+    """
+    rir = rir.to(waveform.dtype).reshape(-1)
+    rir = rir / rir.norm().clamp(min=1e-12)
+    peak = int(torch.argmax(rir.abs()))
+    n = waveform.shape[-1] + len(rir) - 1
+    size = 1 << (n - 1).bit_length()
+    spectrum = torch.fft.rfft(waveform, n=size) * torch.fft.rfft(rir, n=size)
+    return torch.fft.irfft(spectrum, n=size)[..., peak : peak + waveform.shape[-1]]
+
+
+def speed_perturb(waveform: torch.Tensor, factor: float, sample_rate: int = 16000) -> torch.Tensor:
+    """Play `waveform` `factor` times faster (tempo and pitch), as sox's ``speed``
+
+    The output has ``round(num_samples / factor)`` samples (resampling by
+    torchaudio, polyphase). A factor of 1 returns the input.
+    """
+    if factor == 1.0:
+        return waveform
+    import torchaudio
+
+    source = int(round(sample_rate * factor))
+    return torchaudio.functional.resample(waveform, orig_freq=source, new_freq=sample_rate)
+
+
+# ---------------------------------------------------------------- files
+
+
+def file_subset(path: str) -> str:
+    """"train" or "test": the half of a noise / impulse response split a file belongs to
+
+    A stable hash (sha1) of the file's path relative to its directory decides:
+    the same file is in the same subset on every machine.
+    """
+    digest = hashlib.sha1(path.encode()).digest()
+    return "train" if int.from_bytes(digest[:4], "big") / 2**32 < TRAIN_SHARE else "test"
+
+
+def _audio_files(directory: Path) -> List[Path]:
+    from .audio import AUDIO_EXTENSIONS
+
+    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+
+
+def _directory(value, key: str, path: Path) -> Path:
+    directory = Path(os.path.expandvars(str(value))).expanduser()
+    if not directory.is_dir():
+        raise ConfigError(f"{path}: {key} '{directory}' does not exist (or is not a directory).")
+    return directory
+
+
+def _split(files: List[Path], root: Path, subset: str) -> List[Path]:
+    if subset == "all":
+        return files
+    return [f for f in files if file_subset(f.relative_to(root).as_posix()) == subset]
+
+
+class NoiseSource:
+    """Noise excerpts from a directory of audio files
+
+    Files are grouped into categories by their first sub-directory when it
+    is one of MUSAN's (``noise/``, ``music/``, ``speech/``), else into a
+    single "noise" category; a category is drawn uniformly, then a file
+    (weighted by duration), then an excerpt.
+
+    Parameters
+    ----------
+    directory : str or Path
+    snr : (float, float), optional
+        SNR range (dB) of every category; defaults to MUSAN's per-category
+        ranges (noise 0–15, music 5–15, speech 13–20 dB).
+    categories : dict, optional
+        SNR range of each category, overriding `snr`.
+    subset : {"train", "test", "all"}, optional
+        Which files (see :func:`file_subset`). Defaults to "train".
+    sample_rate : int, optional
+
+    Raises
+    ------
+    MissingFileError
+        When the directory has no audio file (in `subset`).
+    AudioDecodingError
+        When some file cannot be read, naming them.
+    """
+
+    def __init__(
+        self,
+        directory,
+        snr: Optional[Tuple[float, float]] = None,
+        categories: Optional[Dict[str, Tuple[float, float]]] = None,
+        subset: str = "train",
+        sample_rate: int = 16000,
+    ):
+        from pyannote.audio.core.io import Audio
+
+        from .audio import read_durations
+
+        self.directory = Path(directory)
+        files = _split(_audio_files(self.directory), self.directory, subset)
+        if not files:
+            raise MissingFileError(
+                f"Noise directory '{self.directory}' has no audio file"
+                + ("" if subset == "all" else f" in its {subset} split (see pyannote_embloss.augmentation.file_subset)")
+                + "."
+            )
+        durations = read_durations(files, progress=False, desc="Reading noise durations")
+        self.files: Dict[str, List[Tuple[str, float]]] = {}
+        for file, duration in zip(files, durations):
+            first = file.relative_to(self.directory).parts[0]
+            category = first if first in MUSAN_SNR and len(file.relative_to(self.directory).parts) > 1 else "noise"
+            self.files.setdefault(category, []).append((str(file), duration))
+        self.snr = {
+            category: tuple((categories or {}).get(category) or snr or MUSAN_SNR.get(category, MUSAN_SNR["noise"]))
+            for category in self.files
+        }
+        self.audio = Audio(sample_rate=sample_rate, mono="downmix")
+        self.sample_rate = sample_rate
+
+    @property
+    def paths(self) -> List[str]:
+        return [path for files in self.files.values() for path, _ in files]
+
+    def excerpt(self, num_samples: int, rng: random.Random) -> Tuple[torch.Tensor, Tuple[float, float]]:
+        """A random noise excerpt of `num_samples` samples, and the SNR range of its category"""
+        from pyannote.core import Segment
+
+        from .audio import load_audio
+
+        category = rng.choice(sorted(self.files))
+        files = self.files[category]
+        path, duration = rng.choices(files, weights=[d for _, d in files], k=1)[0]
+        length = num_samples / self.sample_rate
+        start = rng.uniform(0.0, max(0.0, duration - length))
+        noise = load_audio(self.audio, path, Segment(start, start + length), num_samples=num_samples)
+        if duration < length:  # loop short noises
+            noise = load_audio(self.audio, path)
+            noise = noise.repeat(1, -(-num_samples // noise.shape[-1]))[:, :num_samples]
+        return noise, self.snr[category]
+
+
+class ImpulseResponses:
+    """Room impulse responses, from files or simulated
+
+    Parameters
+    ----------
+    directory : str or Path, optional
+        Directory of impulse response files (any layout; in RIRS_NOISES,
+        ``simulated_rirs/`` and ``real_rirs_isotropic_noises/`` are used, and
+        its isotropic noise recordings left out). Without it, `num` rooms are
+        simulated with pyroomacoustics (image source method).
+    rt60 : (float, float), optional
+        Reverberation time range of simulated rooms, in seconds. Defaults to (0.2, 0.8).
+    num : int, optional
+        Number of simulated (or at most loaded) impulse responses. Defaults to 200.
+    seed : int or str, optional
+        Seed of the simulation (or of the choice of files).
+    subset : {"train", "test", "all"}, optional
+        Files: which of them (see :func:`file_subset`). Simulation: "train" and
+        "test" use different seeds. Defaults to "train".
+    sample_rate : int, optional
+    """
+
+    def __init__(
+        self,
+        directory=None,
+        rt60: Tuple[float, float] = (0.2, 0.8),
+        num: int = 200,
+        seed=0,
+        subset: str = "train",
+        sample_rate: int = 16000,
+    ):
+        self.sample_rate = sample_rate
+        self.directory = None if directory is None else Path(directory)
+        rng = random.Random(f"{seed}:{subset}:rirs")
+        if self.directory is None:
+            self.responses = [self.simulate(rng, rt60) for _ in range(num)]
+            return
+        files = [
+            f
+            for f in _audio_files(self.directory)
+            if "isotropic" not in f.name.lower() and "noise" not in f.name.lower()
+        ]
+        files = _split(files, self.directory, subset)
+        if not files:
+            raise MissingFileError(f"Impulse response directory '{self.directory}' has no audio file ({subset} split).")
+        if len(files) > num:
+            files = sorted(rng.sample(files, num))
+        from pyannote.audio.core.io import Audio
+
+        from .audio import load_audio
+
+        audio = Audio(sample_rate=sample_rate, mono="downmix")
+        self.responses = [load_audio(audio, str(f))[0] for f in files]
+
+    def simulate(self, rng: random.Random, rt60: Tuple[float, float]) -> torch.Tensor:
+        """One impulse response of a random shoebox room (pyroomacoustics)"""
+        import pyroomacoustics as pra
+
+        target = rng.uniform(*rt60)
+        room_dim = np.array([rng.uniform(3.0, 10.0), rng.uniform(3.0, 8.0), rng.uniform(2.5, 4.0)])
+        absorption, max_order = pra.inverse_sabine(target, room_dim)
+        room = pra.ShoeBox(
+            room_dim, fs=self.sample_rate, materials=pra.Material(absorption), max_order=min(max_order, 30)
+        )
+        room.add_source([rng.uniform(0.5, d - 0.5) for d in room_dim])
+        room.add_microphone([rng.uniform(0.5, d - 0.5) for d in room_dim])
+        room.compute_rir()
+        return torch.tensor(np.asarray(room.rir[0][0]), dtype=torch.float32)
+
+    def sample(self, rng: random.Random) -> torch.Tensor:
+        return self.responses[rng.randrange(len(self.responses))]
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def _range(value, key: str, path: Path, low: float = -math.inf) -> Tuple[float, float]:
+    if isinstance(value, (int, float)):
+        value = (value, value)
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)):
+        raise ConfigError(f"{path}: augmentation {key} must be a number or a [min, max] pair (got {value!r}).")
+    lo, hi = float(value[0]), float(value[1])
+    if lo > hi:
+        raise ConfigError(f"{path}: augmentation {key} range [{lo}, {hi}] has min > max: write it [{hi}, {lo}].")
+    if lo < low:
+        raise ConfigError(f"{path}: augmentation {key} must be at least {low} (got [{lo}, {hi}]).")
+    return lo, hi
+
+
+def _probability(value, key: str, path: Path) -> float:
+    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{path}: augmentation {key} must be a probability in [0, 1] (got {value!r}).")
+    return float(value)
+
+
+_TRANSFORM_KEYS = {
+    "babble": {"snr", "speakers"},
+    "noise": {"directory", "snr", "categories", "subset"},
+    "colored_noise": {"snr", "f_decay"},
+    "reverb": {"directory", "rt60", "num", "subset"},
+}
+
+
+def check_transform(transform, path: Path) -> dict:
+    """Validated transform entry of the `augmentation.transforms` list"""
+    if not isinstance(transform, dict) or "name" not in transform:
+        raise ConfigError(f"{path}: each augmentation transform needs a 'name' ({', '.join(TRANSFORMS)}), got {transform!r}.")
+    name = transform["name"]
+    if name not in TRANSFORMS:
+        raise ConfigError(f"{path}: unknown augmentation transform {name!r}: use one of {', '.join(TRANSFORMS)}.")
+    unknown = set(transform) - _TRANSFORM_KEYS[name] - {"name", "probability", "weight"}
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) {sorted(unknown)} for augmentation '{name}': it takes "
+            f"{', '.join(sorted(_TRANSFORM_KEYS[name] | {'probability', 'weight'}))}."
+        )
+    checked = {
+        "name": name,
+        "probability": _probability(transform.get("probability", 1.0), f"'{name}' probability", path),
+        "weight": float(transform.get("weight", 1.0)),
+    }
+    if checked["weight"] <= 0:
+        raise ConfigError(f"{path}: augmentation '{name}' weight must be positive.")
+    subset = transform.get("subset", "train")
+    if subset not in SUBSETS:
+        raise ConfigError(f"{path}: augmentation '{name}' subset must be one of {', '.join(SUBSETS)} (got {subset!r}).")
+    if name == "babble":
+        checked["snr"] = _range(transform.get("snr", (13.0, 20.0)), "babble snr", path)
+        checked["speakers"] = tuple(int(v) for v in _range(transform.get("speakers", (3, 6)), "babble speakers", path, low=1))
+    elif name == "colored_noise":
+        checked["snr"] = _range(transform.get("snr", (5.0, 20.0)), "colored_noise snr", path)
+        checked["f_decay"] = _range(transform.get("f_decay", (-2.0, 2.0)), "colored_noise f_decay", path)
+    elif name == "noise":
+        if "directory" not in transform:
+            raise ConfigError(f"{path}: augmentation 'noise' needs a 'directory' of noise audio files (e.g. MUSAN).")
+        checked["directory"] = str(_directory(transform["directory"], "noise directory", path))
+        checked["snr"] = None if "snr" not in transform else _range(transform["snr"], "noise snr", path)
+        categories = transform.get("categories") or {}
+        if not isinstance(categories, dict):
+            raise ConfigError(f"{path}: augmentation 'noise' categories must map a category to an SNR range.")
+        checked["categories"] = {c: _range(r, f"noise {c} snr", path) for c, r in categories.items()}
+        checked["subset"] = subset
+        if not _split(_audio_files(Path(checked["directory"])), Path(checked["directory"]), subset):
+            raise ConfigError(f"{path}: noise directory '{checked['directory']}' has no audio file ({subset} split).")
+    elif name == "reverb":
+        checked["directory"] = None
+        if transform.get("directory") is not None:
+            checked["directory"] = str(_directory(transform["directory"], "reverb directory", path))
+        checked["rt60"] = _range(transform.get("rt60", (0.2, 0.8)), "reverb rt60", path, low=0.05)
+        checked["num"] = int(transform.get("num", 200))
+        checked["subset"] = subset
+    return checked
+
+
+def check_augmentation(section, path: Path) -> Optional[dict]:
+    """Validated `augmentation:` section of config.yml (None when absent)
+
+    Raises
+    ------
+    ConfigError
+        Naming the key or value at fault.
+    """
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'augmentation' must be a mapping (see pyannote_embloss.augmentation).")
+    unknown = set(section) - {"speed", "probability", "combine", "transforms"}
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) {sorted(unknown)} in 'augmentation': use speed, probability, combine, transforms."
+        )
+    speed = section.get("speed") or [1.0]
+    if not isinstance(speed, (list, tuple)) or not all(isinstance(s, (int, float)) and 0.5 <= s <= 2.0 for s in speed):
+        raise ConfigError(f"{path}: augmentation speed must be a list of factors between 0.5 and 2 (got {speed!r}).")
+    speed = sorted({float(s) for s in speed} | {1.0})
+    combine = section.get("combine", "one")
+    if combine not in ("one", "all"):
+        raise ConfigError(f"{path}: augmentation combine must be 'one' or 'all' (got {combine!r}).")
+    transforms = section.get("transforms") or []
+    if not isinstance(transforms, list):
+        raise ConfigError(f"{path}: augmentation transforms must be a list of {{name: ..., ...}} entries.")
+    return {
+        "speed": speed,
+        "probability": _probability(section.get("probability", 1.0), "probability", path),
+        "combine": combine,
+        "transforms": [check_transform(t, path) for t in transforms],
+    }
+
+
+# ---------------------------------------------------------------- application
+
+
+@dataclass
+class _Transform:
+    config: dict
+    source: object = None  # NoiseSource or ImpulseResponses
+
+
+class Augmentation:
+    """Corrupts batches of training chunks, as configured
+
+    Parameters
+    ----------
+    config : dict
+        Output of :func:`check_augmentation`.
+    sample_rate : int, optional
+    seed : int, optional
+        Seed of the simulated impulse responses.
+    """
+
+    def __init__(self, config: dict, sample_rate: int = 16000, seed: int = 0):
+        self.config = config
+        self.sample_rate = sample_rate
+        self.speed = list(config["speed"])
+        self.transforms = []
+        for transform in config["transforms"]:
+            source = None
+            if transform["name"] == "noise":
+                source = NoiseSource(
+                    transform["directory"], transform["snr"], transform["categories"],
+                    subset=transform["subset"], sample_rate=sample_rate,
+                )
+            elif transform["name"] == "reverb":
+                source = ImpulseResponses(
+                    transform["directory"], transform["rt60"], transform["num"], seed=seed,
+                    subset=transform["subset"], sample_rate=sample_rate,
+                )
+            self.transforms.append(_Transform(transform, source))
+
+    @property
+    def files(self) -> List[str]:
+        """Noise and impulse response files in use (to keep test conditions apart)"""
+        files = []
+        for transform in self.transforms:
+            if isinstance(transform.source, NoiseSource):
+                files.extend(transform.source.paths)
+        return files
+
+    def __call__(self, X: torch.Tensor, speakers: Sequence[int], rng: random.Random) -> torch.Tensor:
+        """Corrupt a batch
+
+        Parameters
+        ----------
+        X : (batch, channel, sample) torch.Tensor
+            Clean chunks (not modified).
+        speakers : sequence of int
+            Speaker of each chunk (speed-perturbed copies of a speaker count as
+            the same speaker, so that babble never mixes a speaker with itself).
+        rng : random.Random
+
+        Returns
+        -------
+        X : (batch, channel, sample) torch.Tensor
+        """
+        if not self.transforms or self.config["probability"] == 0.0:
+            return X
+        clean = X
+        out = X.clone()
+        for i in range(len(X)):
+            if rng.random() >= self.config["probability"]:
+                continue
+            if self.config["combine"] == "one":
+                weights = [t.config["weight"] for t in self.transforms]
+                chosen = rng.choices(self.transforms, weights=weights, k=1)
+            else:
+                chosen = [t for t in self.transforms if rng.random() < t.config["probability"]]
+            for transform in chosen:
+                out[i] = self.apply(transform, out[i], i, clean, speakers, rng)
+        return out
+
+    def apply(self, transform: _Transform, x: torch.Tensor, i: int, batch, speakers, rng) -> torch.Tensor:
+        """One transform on chunk `x` (the `i`-th of `batch`)"""
+        config = transform.config
+        name = config["name"]
+        if name == "reverb":
+            return reverberate(x, transform.source.sample(rng))
+        if name == "noise":
+            noise, snr = transform.source.excerpt(x.shape[-1], rng)
+            return mix_at_snr(x, noise.to(x.dtype), rng.uniform(*snr))
+        if name == "babble":
+            others = [j for j in range(len(batch)) if speakers[j] != speakers[i]]
+            if not others:
+                return x
+            k = min(len(others), rng.randint(*config["speakers"]))
+            babble = torch.zeros_like(x)
+            for j in rng.sample(others, k):
+                other = batch[j]
+                babble += other / other.pow(2).mean().sqrt().clamp(min=1e-8)
+            return mix_at_snr(x, babble, rng.uniform(*config["snr"]))
+        if name == "colored_noise":
+            from torch_audiomentations import AddColoredNoise
+
+            snr = rng.uniform(*config["snr"])
+            f_decay = rng.uniform(*config["f_decay"])
+            transform = AddColoredNoise(
+                min_snr_in_db=snr, max_snr_in_db=snr, min_f_decay=f_decay, max_f_decay=f_decay,
+                p=1.0, sample_rate=self.sample_rate, output_type="dict",
+            )
+            with torch.random.fork_rng(devices=[]):  # draw the noise from our generator, not the global one
+                torch.manual_seed(rng.randrange(2**63))
+                return transform(x[None], sample_rate=self.sample_rate).samples[0]
+        raise AssertionError(name)  # pragma: no cover
+
+
+def speed_classes(classes: Sequence[str], speeds: Sequence[float]) -> List[str]:
+    """Class names with speed-perturbed copies of each speaker ("SPK", "SPK@speed0.9", ...)"""
+    names = []
+    for speed in speeds:
+        suffix = "" if speed == 1.0 else f"@speed{speed:g}"
+        names.extend(f"{klass}{suffix}" for klass in classes)
+    return names
+
+
+def chunk_with_speed(load, num_samples: int, factor: float, sample_rate: int) -> torch.Tensor:
+    """A chunk of `num_samples` samples played `factor` times faster
+
+    Parameters
+    ----------
+    load : callable
+        load(num_input_samples) -> (channel, num_input_samples) clean audio.
+    """
+    if factor == 1.0:
+        return load(num_samples)
+    needed = int(math.ceil(num_samples * factor)) + 64
+    perturbed = speed_perturb(load(needed), factor, sample_rate)
+    if perturbed.shape[-1] < num_samples:
+        perturbed = F.pad(perturbed, (0, num_samples - perturbed.shape[-1]))
+    return perturbed[..., :num_samples]

@@ -1,0 +1,209 @@
+"""Corrupted test conditions: noise, babble, reverberation, derived deterministically from clean test files
+
+    --condition clean               the test files as they are (always evaluated)
+    --condition noise:5             noise files (--noise-dir, their test split) at 5 dB SNR
+    --condition colored:5           coloured noise (f_decay in [-2, 2]) at 5 dB SNR
+    --condition babble:10           3 to 5 summed utterances of *training* speakers at 10 dB SNR
+    --condition reverb              room impulse responses (--rir-dir, their test split, or simulated
+                                    rooms with RT60 in [0.3, 0.9] s, from another seed than training's)
+    --condition reverb+noise:5      reverberation, then noise (likewise reverb+colored:SNR, reverb+babble:SNR)
+
+The corruption of a file depends only on the condition, the file's uri and
+:data:`SEED`: every model is tested on exactly the same audio, bit for bit,
+and nothing is written over the corpus. Test noises and impulse responses
+never overlap the ones training augmentation uses: files are split by a
+stable hash (:func:`pyannote_embloss.augmentation.file_subset`), simulated
+rooms use another seed, babble uses training speakers (never test ones),
+and an explicit overlap is refused (:func:`check_disjoint`).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence
+
+import torch
+
+from .augmentation import ImpulseResponses, NoiseSource, mix_at_snr, reverberate
+from .errors import ConfigError, DataError
+
+__all__ = ["Condition", "TestConditions", "parse_conditions", "check_disjoint", "SEED"]
+
+#: seed of every test corruption
+SEED = 2020
+NOISES = ("noise", "colored", "babble")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One test condition
+
+    Parameters
+    ----------
+    reverb : bool
+        Reverberate first.
+    noise : str, optional
+        "noise", "colored" or "babble" (None for none).
+    snr : float, optional
+        SNR of the added noise, in dB.
+    """
+
+    reverb: bool = False
+    noise: Optional[str] = None
+    snr: Optional[float] = None
+
+    @property
+    def name(self) -> str:
+        parts = (["reverb"] if self.reverb else []) + ([f"{self.noise}:{self.snr:g}"] if self.noise else [])
+        return "+".join(parts) or "clean"
+
+    @property
+    def is_clean(self) -> bool:
+        return not self.reverb and self.noise is None
+
+    @classmethod
+    def parse(cls, text: str) -> "Condition":
+        """Condition from its name ("clean", "noise:5", "reverb", "reverb+babble:10", ...)
+
+        Raises
+        ------
+        ConfigError
+            Naming the unknown part.
+        """
+        text = text.strip().lower()
+        if text == "clean":
+            return cls()
+        reverb, noise, snr = False, None, None
+        for part in text.split("+"):
+            if part == "reverb":
+                reverb = True
+                continue
+            kind, _, value = part.partition(":")
+            if kind not in NOISES or not value:
+                raise ConfigError(
+                    f"Unknown test condition '{text}': use clean, reverb, noise:SNR, colored:SNR, babble:SNR, "
+                    "or reverb+<noise>:SNR (SNR in dB, e.g. noise:5)."
+                )
+            try:
+                snr = float(value)
+            except ValueError:
+                raise ConfigError(f"Test condition '{text}': the SNR '{value}' is not a number (dB).") from None
+            noise = kind
+        return cls(reverb=reverb, noise=noise, snr=snr)
+
+
+def parse_conditions(texts: Iterable[str]) -> List[Condition]:
+    """Conditions from their names, clean first, each once"""
+    conditions = [Condition()]
+    for text in texts:
+        condition = Condition.parse(text)
+        if condition not in conditions:
+            conditions.append(condition)
+    return conditions
+
+
+def check_disjoint(train_files: Sequence[str], test_files: Sequence[str]) -> None:
+    """Refuse test noises that training augmentation uses too
+
+    Raises
+    ------
+    ConfigError
+        Listing the shared files.
+    """
+    shared = sorted(set(map(str, train_files)) & set(map(str, test_files)))
+    if shared:
+        raise ConfigError(
+            f"{len(shared)} noise file(s) would be used both for training augmentation and for a test condition, "
+            f"e.g. {shared[:3]}: a model must not be tested on the noises it was trained with. Keep the default "
+            "'subset: train' for augmentation (test conditions use the other split), or use other directories."
+        )
+
+
+class TestConditions:
+    """Corrupts test waveforms for each condition, deterministically
+
+    Parameters
+    ----------
+    conditions : list of Condition
+    noise_dir : str or Path, optional
+        Needed by "noise:SNR" conditions (its test split is used).
+    rir_dir : str or Path, optional
+        Impulse responses for "reverb" (test split); simulated when absent.
+    babble_files : list of str, optional
+        Audio files of training speakers, needed by "babble:SNR".
+    sample_rate : int, optional
+    """
+
+    __test__ = False  # not a pytest class
+
+    def __init__(
+        self,
+        conditions: Sequence[Condition],
+        noise_dir=None,
+        rir_dir=None,
+        babble_files: Optional[Sequence[str]] = None,
+        sample_rate: int = 16000,
+    ):
+        self.conditions = list(conditions)
+        self.sample_rate = sample_rate
+        kinds = {c.noise for c in self.conditions}
+        self.noise = None
+        if "noise" in kinds:
+            if noise_dir is None:
+                raise ConfigError("noise:SNR test conditions need --noise-dir (a directory of noise audio files).")
+            self.noise = NoiseSource(Path(noise_dir), snr=(0.0, 0.0), subset="test", sample_rate=sample_rate)
+        self.rirs = None
+        if any(c.reverb for c in self.conditions):
+            self.rirs = ImpulseResponses(rir_dir, rt60=(0.3, 0.9), num=100, seed=SEED, subset="test",
+                                         sample_rate=sample_rate)
+        self.babble_files = list(babble_files or [])
+        if "babble" in kinds and len(self.babble_files) < 5:
+            raise DataError("babble:SNR test conditions need at least 5 audio files of training speakers.")
+
+    @property
+    def noise_files(self) -> List[str]:
+        return [] if self.noise is None else self.noise.paths
+
+    def _babble(self, num_samples: int, rng: random.Random) -> torch.Tensor:
+        from pyannote.audio.core.io import Audio
+        from pyannote.core import Segment
+
+        from .audio import audio_duration, load_audio
+
+        audio = Audio(sample_rate=self.sample_rate, mono="downmix")
+        babble = torch.zeros(1, num_samples)
+        for path in rng.sample(self.babble_files, rng.randint(3, 5)):
+            duration = audio_duration(path)
+            length = num_samples / self.sample_rate
+            start = rng.uniform(0.0, max(0.0, duration - length))
+            speech = load_audio(audio, path, Segment(start, start + length), num_samples=num_samples)
+            babble += speech / speech.pow(2).mean().sqrt().clamp(min=1e-8)
+        return babble
+
+    def corrupt(self, waveform: torch.Tensor, condition: Condition, key: str) -> torch.Tensor:
+        """`waveform` (channel, sample) in `condition`; the same `key` (uri) always gives the same audio"""
+        if condition.is_clean:
+            return waveform
+        rng = random.Random(f"{SEED}:{condition.name}:{key}")
+        out = waveform
+        if condition.reverb:
+            out = reverberate(out, self.rirs.sample(rng))
+        if condition.noise == "noise":
+            noise, _ = self.noise.excerpt(out.shape[-1], rng)
+            out = mix_at_snr(out, noise.to(out.dtype), condition.snr)
+        elif condition.noise == "babble":
+            out = mix_at_snr(out, self._babble(out.shape[-1], rng).to(out.dtype), condition.snr)
+        elif condition.noise == "colored":
+            from torch_audiomentations import AddColoredNoise
+
+            f_decay = rng.uniform(-2.0, 2.0)
+            transform = AddColoredNoise(
+                min_snr_in_db=condition.snr, max_snr_in_db=condition.snr, min_f_decay=f_decay, max_f_decay=f_decay,
+                p=1.0, sample_rate=self.sample_rate, output_type="dict",
+            )
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(rng.randrange(2**63))
+                out = transform(out[None], sample_rate=self.sample_rate).samples[0]
+        return out

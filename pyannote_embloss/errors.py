@@ -1,0 +1,75 @@
+"""Errors a user can fix: bad configuration, data, audio, downloads, missing or existing files
+
+Every error the plugin raises on purpose for its users derives from
+:class:`EmblossError`, and its message names the file, key or value at fault
+and what to do. ``pyannote-audio-emb`` prints these as one line (exit code 2);
+any other exception is a bug and keeps its traceback.
+
+Each class also derives from the matching built-in exception (``ValueError``,
+``FileNotFoundError``, ...), so that code catching those keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EmblossError",
+    "ConfigError",
+    "DataError",
+    "AudioDecodingError",
+    "DownloadError",
+    "MissingFileError",
+    "CorpusNotFoundError",
+    "OutputExistsError",
+    "LockedError",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
+    "UntrustedCheckpointError",
+]
+
+
+class EmblossError(Exception):
+    """Base class of the errors a user can fix"""
+
+
+class ConfigError(EmblossError, ValueError):
+    """An experiment's config.yml, or an option, is missing or invalid"""
+
+
+class DataError(EmblossError, ValueError):
+    """A corpus, a protocol, trials or input data are invalid"""
+
+
+class AudioDecodingError(EmblossError, RuntimeError):
+    """An audio file could not be read or decoded"""
+
+
+class DownloadError(EmblossError, OSError):
+    """A download failed, was interrupted, or gave an unexpected archive"""
+
+
+class MissingFileError(EmblossError, FileNotFoundError):
+    """A file or directory the run needs does not exist"""
+
+
+class CorpusNotFoundError(MissingFileError):
+    """A corpus could not be found; the message lists where it was looked for"""
+
+
+class OutputExistsError(EmblossError, FileExistsError):
+    """An output already exists and would be overwritten"""
+
+
+class LockedError(EmblossError, RuntimeError):
+    """Another process is writing the same outputs"""
+
+
+class TrainingDivergedError(EmblossError, RuntimeError):
+    """Training produced a non-finite loss or gradient"""
+
+
+class TrainingInterrupted(EmblossError, RuntimeError):
+    """Training was stopped by SIGTERM or Ctrl-C, after saving last.ckpt"""
+
+
+class UntrustedCheckpointError(EmblossError, RuntimeError):
+    """A checkpoint needs more than the allow-listed classes to be unpickled"""

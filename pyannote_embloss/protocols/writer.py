@@ -1,0 +1,429 @@
+"""Write pyannote.database speaker verification protocols: subsets and trials in, files out
+
+A corpus module (SpeechOcean762, VoxCeleb, ...) only reads its corpus and
+decides the split and the trials; this module writes, for any corpus::
+
+    <key>.lst      uris of a subset                    (one per line)
+    <key>.rttm     one speech turn per file, labelled with its speaker
+    <key>.uem      the whole file is annotated
+    <key>.trial    "1|0 uri1 uri2" per line
+    database.yml   "Databases:" audio template(s) + "Protocols:" entries
+
+>>> writer = ProtocolWriter("data/mycorpus", database="MyCorpus", audio="/corpus/wav/{uri}.wav")
+>>> writer.add_subset("train", train_utterances)
+>>> writer.add_subset("test", test_utterances)
+>>> writer.add_trials("test", make_trials(test_utterances, seed=0))
+>>> writer.add_protocol("SpeakerVerification", "Default", train="train", test=("test", "test"))
+>>> writer.write()   # -> data/mycorpus/database.yml
+
+Several protocols may share subset and trial files (VoxCeleb's protocols all
+train on the same files). Every file is written atomically, and only when its
+content changed: writing the same protocols again changes nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import yaml
+
+from ..errors import DataError
+from ..io import PathLike, atomic_write_text
+
+__all__ = [
+    "Utterance",
+    "Trial",
+    "ProtocolWriter",
+    "make_trials",
+    "seconds",
+    "escape_template",
+    "write_if_changed",
+    "with_durations",
+    "screen_audio",
+    "group_by_speaker",
+]
+
+SUBSETS = ("train", "development", "test")
+
+#: (reference, uri1, uri2): reference is 1 for a target trial (same speaker), 0 otherwise
+Trial = Tuple[int, str, str]
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One audio file of a corpus, holding a single speaker
+
+    Parameters
+    ----------
+    uri : str
+        Unique identifier, as the audio template's ``{uri}`` expects it
+        (e.g. "SPEAKER0001/000010011"). No white space.
+    speaker : str
+        Speaker label.
+    path : Path
+        Absolute path to the audio file.
+    duration : float, optional
+        Duration in seconds (from the audio header). Needed to write a subset.
+    """
+
+    uri: str
+    speaker: str
+    path: Path
+    duration: Optional[float] = None
+
+
+def seconds(duration: float) -> str:
+    """Format a duration as seconds with 3 decimals, rounded down
+
+    Rounding down keeps annotations within the audio file.
+    """
+    milliseconds = int(round(duration * 1e6)) // 1000
+    return f"{milliseconds // 1000}.{milliseconds % 1000:03d}"
+
+
+def escape_template(path: Union[Path, str]) -> str:
+    """Escape the braces of a path used in a pyannote.database "{uri}" template"""
+    return str(path).replace("{", "{{").replace("}", "}}")
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Atomically write `text` to `path`, unless it already holds exactly that"""
+    if path.is_file() and path.read_text() == text:
+        return
+    atomic_write_text(path, text)
+
+
+def make_trials(utterances: Sequence[Utterance], seed: Union[int, str]) -> List[Trial]:
+    """Every target trial, and as many random non-target trials
+
+    Parameters
+    ----------
+    utterances : sequence of Utterance
+        Files of the subset.
+    seed : int or str
+        Seed for drawing non-target pairs.
+
+    Returns
+    -------
+    trials : list of (reference, uri1, uri2)
+        reference is 1 (same speaker) or 0. uri1 < uri2, no pair twice,
+        sorted by (uri1, uri2).
+
+    Raises
+    ------
+    DataError
+        When there are too few speakers for as many non-target as target trials.
+    """
+    uris = sorted(u.uri for u in utterances)
+    speaker = {u.uri: u.speaker for u in utterances}
+    by_speaker = group_by_speaker(utterances)
+    targets = [
+        (a.uri, b.uri) for group in by_speaker.values() for a, b in itertools.combinations(group, 2)
+    ]
+    num_pairs = len(uris) * (len(uris) - 1) // 2
+    if len(targets) > num_pairs - len(targets):
+        raise DataError(
+            f"Cannot draw {len(targets)} distinct non-target trials among {len(by_speaker)} speakers "
+            f"({num_pairs - len(targets)} non-target pairs exist): use more speakers."
+        )
+
+    rng = random.Random(seed)
+    non_targets = set()
+    while len(non_targets) < len(targets):
+        uri1, uri2 = sorted(rng.sample(uris, 2))
+        if speaker[uri1] != speaker[uri2]:
+            non_targets.add((uri1, uri2))
+
+    trials = [(1, *pair) for pair in targets] + [(0, *pair) for pair in non_targets]
+    return sorted(trials, key=lambda trial: (trial[1], trial[2]))
+
+
+def _check_uri(uri: str) -> None:
+    if not uri or any(character.isspace() for character in uri):
+        raise DataError(
+            f"uri {uri!r} is empty or contains white space, which pyannote.database lists cannot hold."
+        )
+
+
+class ProtocolWriter:
+    """Files of pyannote.database speaker verification protocols, and their database.yml
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        Where to write the files. Created when missing.
+    database : str
+        Database name (first part of the protocol names, e.g. "VoxCeleb").
+    audio : str or list of str
+        pyannote.database audio template(s), e.g. "/corpus/wav/{uri}.wav".
+        Braces of literal paths must be escaped (:func:`escape_template`).
+    header : str, optional
+        Comment written at the top of database.yml (without "#").
+    relative_to : str or Path, optional
+        Write the paths of the lists in database.yml relative to this
+        directory (as it will be written in the yml). Defaults to absolute paths.
+    """
+
+    def __init__(
+        self,
+        output_dir: PathLike,
+        database: str,
+        audio: Union[str, Sequence[str]],
+        header: str = "",
+        relative_to: Optional[PathLike] = None,
+    ):
+        self.output_dir = Path(output_dir).expanduser().absolute()
+        if "{" in str(self.output_dir) or "}" in str(self.output_dir):
+            raise DataError(
+                f"Output directory '{self.output_dir}' contains braces, which pyannote.database reads as placeholders."
+            )
+        self.database = database
+        self.audio = audio if isinstance(audio, str) else list(audio)
+        self.header = header
+        self.relative_to = relative_to
+        self._files: Dict[str, str] = {}
+        self._subsets: Dict[str, List[Utterance]] = {}
+        self._trials: Dict[str, List[Trial]] = {}
+        self._protocols: Dict[str, Dict[str, dict]] = {}
+
+    # -- content ----------------------------------------------------------------------
+
+    def add_subset(self, key: str, utterances: Sequence[Utterance]) -> None:
+        """Add the files `key`.lst, `key`.rttm and `key`.uem
+
+        Parameters
+        ----------
+        key : str
+            File name stem, e.g. "train" or "vox2-dev".
+        utterances : sequence of Utterance
+            With their duration. Written sorted by uri.
+
+        Raises
+        ------
+        DataError
+            When a uri is repeated or invalid, or a duration is missing.
+        """
+        utterances = sorted(utterances, key=lambda u: u.uri)
+        if not utterances:
+            raise DataError(f"Subset '{key}' of {self.database} has no file.")
+        previous = None
+        for utterance in utterances:
+            _check_uri(utterance.uri)
+            if utterance.uri == previous:
+                raise DataError(f"uri '{utterance.uri}' is listed twice in subset '{key}' of {self.database}.")
+            if utterance.duration is None or not utterance.duration > 0:
+                raise DataError(f"'{utterance.path}' (uri '{utterance.uri}') has no positive duration.")
+            previous = utterance.uri
+        durations = [seconds(u.duration) for u in utterances]
+        self._subsets[key] = utterances
+        self._files[f"{key}.lst"] = "".join(f"{u.uri}\n" for u in utterances)
+        self._files[f"{key}.rttm"] = "".join(
+            f"SPEAKER {u.uri} 1 0.000 {d} <NA> <NA> {u.speaker} <NA> <NA>\n" for u, d in zip(utterances, durations)
+        )
+        self._files[f"{key}.uem"] = "".join(f"{u.uri} 1 0.000 {d}\n" for u, d in zip(utterances, durations))
+
+    def add_trials(self, key: str, trials: Sequence[Trial]) -> None:
+        """Add the file `key`.trial
+
+        Parameters
+        ----------
+        key : str
+            File name stem.
+        trials : sequence of (reference, uri1, uri2)
+            In the order to write them.
+        """
+        if not trials:
+            raise DataError(f"Trial list '{key}' of {self.database} is empty.")
+        self._trials[key] = list(trials)
+        self._files[f"{key}.trial"] = "".join(f"{int(r)} {u1} {u2}\n" for r, u1, u2 in trials)
+
+    def add_protocol(
+        self,
+        task: str,
+        name: str,
+        disjoint_speakers: bool = True,
+        **subsets: Union[str, Tuple[str, Optional[str]]],
+    ) -> None:
+        """Declare protocol `database`.`task`.`name` from subsets and trials added before
+
+        Parameters
+        ----------
+        task : str
+            e.g. "SpeakerVerification".
+        name : str
+            e.g. "Default".
+        disjoint_speakers : bool, optional
+            Refuse a protocol whose train subset shares a speaker with its
+            trials (the usual verification setting). Defaults to True; set it
+            to False for protocols that train on the trial speakers' other
+            files on purpose (fine-tuning to known speakers).
+        **subsets
+            train="key", development=("key", "trial key"), test=("key", "trial key"):
+            the subset files of each protocol subset and, for development and
+            test, its trial file (or None).
+
+        Raises
+        ------
+        DataError
+            When a key was not added, a trial refers to a file not in its
+            subset, or the train subset shares a speaker with a trial list.
+        """
+        entries: dict = {"scope": "global"}
+        speakers_in_trials = set()
+        for subset, value in subsets.items():
+            if subset not in SUBSETS:
+                raise DataError(f"Unknown protocol subset '{subset}': use {', '.join(SUBSETS)}.")
+            key, trial_key = (value, None) if isinstance(value, str) else value
+            if key not in self._subsets:
+                raise DataError(f"Protocol {name}: subset files '{key}' were not added.")
+            entries[subset] = {
+                "uri": self._path(f"{key}.lst"),
+                "annotation": self._path(f"{key}.rttm"),
+                "annotated": self._path(f"{key}.uem"),
+            }
+            if trial_key is not None:
+                if trial_key not in self._trials:
+                    raise DataError(f"Protocol {name}: trial list '{trial_key}' was not added.")
+                files = {u.uri: u.speaker for u in self._subsets[key]}
+                outside = [uri for _, u1, u2 in self._trials[trial_key] for uri in (u1, u2) if uri not in files]
+                if outside:
+                    raise DataError(
+                        f"Protocol {self.database}.{task}.{name}: {len(set(outside))} file(s) of trial list "
+                        f"'{trial_key}' are not in its {subset} subset '{key}', e.g. {sorted(set(outside))[:3]}."
+                    )
+                speakers_in_trials |= {files[uri] for _, u1, u2 in self._trials[trial_key] for uri in (u1, u2)}
+                entries[subset]["trial"] = self._path(f"{trial_key}.trial")
+        if disjoint_speakers and "train" in subsets:
+            train_key = subsets["train"] if isinstance(subsets["train"], str) else subsets["train"][0]
+            shared = {u.speaker for u in self._subsets[train_key]} & speakers_in_trials
+            if shared:
+                raise DataError(
+                    f"Protocol {self.database}.{task}.{name} would train on {len(shared)} speaker(s) of its own "
+                    f"trials (e.g. {', '.join(sorted(shared)[:3])}): its results would be meaningless. "
+                    "Train on speakers that no trial uses."
+                )
+        self._protocols.setdefault(task, {})[name] = entries
+
+    def _path(self, filename: str) -> str:
+        path = self.output_dir / filename
+        if self.relative_to is not None:
+            return os.path.relpath(path, self.relative_to)
+        return str(path)
+
+    # -- output -----------------------------------------------------------------------
+
+    def database_yml(self) -> str:
+        """Content of database.yml"""
+        config = {
+            "Databases": {self.database: self.audio},
+            "Protocols": {self.database: self._protocols},
+        }
+        header = "".join(f"# {line}\n" if line else "#\n" for line in self.header.splitlines())
+        return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+    def write(self, name: str = "database.yml") -> Path:
+        """Write every file (atomically, only those that changed), database.yml last
+
+        Returns
+        -------
+        database_yml : Path
+        """
+        if not self._protocols:
+            raise DataError(f"No protocol was declared for {self.database}: nothing to write.")
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        for filename, text in self._files.items():
+            write_if_changed(self.output_dir / filename, text)
+        yml = self.output_dir / name
+        write_if_changed(yml, self.database_yml())
+        return yml
+
+    @property
+    def protocols(self) -> List[str]:
+        """Names of the declared protocols"""
+        return [f"{self.database}.{task}.{name}" for task, names in self._protocols.items() for name in names]
+
+    def trials(self, key: str) -> List[Trial]:
+        """Trials added under `key`"""
+        return self._trials[key]
+
+    def subset(self, key: str) -> List[Utterance]:
+        """Utterances added under `key`, sorted by uri"""
+        return self._subsets[key]
+
+
+def with_durations(
+    utterances: Sequence[Utterance],
+    cache: Optional[PathLike] = None,
+    num_workers: Optional[int] = None,
+    progress: bool = True,
+) -> List[Utterance]:
+    """The same utterances, with their duration read from the audio headers
+
+    See :func:`pyannote_embloss.audio.read_durations` (parallel reads, resumable cache).
+    """
+    from ..audio import read_durations
+
+    durations = read_durations([u.path for u in utterances], num_workers=num_workers, cache=cache, progress=progress)
+    return [Utterance(u.uri, u.speaker, u.path, duration) for u, duration in zip(utterances, durations)]
+
+
+def screen_audio(
+    utterances: Sequence[Utterance],
+    output_dir: PathLike,
+    exclude_bad: bool = False,
+    num_workers: Optional[int] = None,
+    progress: bool = True,
+) -> List[Utterance]:
+    """Decode every file once (``prepare --check-audio``): refuse, or leave out, those that fail
+
+    Parameters
+    ----------
+    utterances : sequence of Utterance
+    output_dir : str or Path
+        Where `bad_files.txt` is written with `exclude_bad`.
+    exclude_bad : bool, optional
+        Leave the bad files out (listed in `output_dir`/bad_files.txt)
+        instead of raising. Defaults to False.
+
+    Returns
+    -------
+    utterances : list of Utterance
+        Those that decode.
+
+    Raises
+    ------
+    AudioDecodingError
+        Without `exclude_bad`, when some files fail: all are listed, and no
+        protocol file is written.
+    """
+    from ..audio import check_audio
+    from ..errors import AudioDecodingError
+
+    failures = check_audio([u.path for u in utterances], num_workers=num_workers, progress=progress)
+    bad_list = Path(output_dir) / "bad_files.txt"
+    if failures and not exclude_bad:
+        listed = "\n".join(f" - {error}" for _, error in sorted(failures.items())[:20])
+        more = f"\n   ... and {len(failures) - 20} more" if len(failures) > 20 else ""
+        raise AudioDecodingError(
+            f"{len(failures)} of {len(utterances)} audio files fail to decode; no protocol was written:\n"
+            f"{listed}{more}\nFix or remove them, or pass --exclude-bad to leave them out (they are then "
+            f"listed in {bad_list})."
+        )
+    if failures:
+        atomic_write_text(bad_list, "".join(f"{path}\t{error}\n" for path, error in sorted(failures.items())))
+    else:
+        bad_list.unlink(missing_ok=True)
+    return [u for u in utterances if str(u.path) not in failures]
+
+
+def group_by_speaker(utterances: Sequence[Utterance]) -> Mapping[str, List[Utterance]]:
+    """Utterances of each speaker, sorted by uri"""
+    by_speaker: Dict[str, List[Utterance]] = {}
+    for utterance in sorted(utterances, key=lambda u: u.uri):
+        by_speaker.setdefault(utterance.speaker, []).append(utterance)
+    return by_speaker

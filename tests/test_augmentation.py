@@ -1,0 +1,245 @@
+"""Augmentation of training chunks: measured SNRs, reverberation alignment, speed perturbation, reproducibility"""
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pyannote.audio.core.io import Audio
+
+from pyannote_embloss.audio import load_audio
+from pyannote_embloss.augmentation import (
+    Augmentation,
+    ImpulseResponses,
+    NoiseSource,
+    check_augmentation,
+    file_subset,
+    reverberate,
+    snr_db,
+    speed_classes,
+    speed_perturb,
+)
+from pyannote_embloss.errors import AudioDecodingError, ConfigError
+from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.tasks import get_task_class
+
+from helpers import PROTOCOL
+
+CONFIG = Path("config.yml")
+AUDIO = Audio(sample_rate=16000, mono="downmix")
+
+
+@pytest.fixture(scope="module")
+def chunks(corpus_root):
+    """8 real 2-second chunks of 8 different speakers, (8, 1, 32000)"""
+    files = sorted((corpus_root / "WAVE").glob("*/*.flac"))
+    by_speaker = {}
+    for path in files:
+        by_speaker.setdefault(path.parent.name, path)
+    from pyannote.core import Segment
+
+    paths = list(by_speaker.values())[:8]
+    return torch.stack([load_audio(AUDIO, str(p), Segment(0.5, 2.5), num_samples=32000) for p in paths])
+
+
+@pytest.fixture(scope="module")
+def musan(corpus_root, tmp_path_factory):
+    """A miniature MUSAN layout (noise/, music/, speech/) made of real speech files"""
+    root = tmp_path_factory.mktemp("musan")
+    files = sorted((corpus_root / "WAVE").glob("*/*.flac"))[:60]
+    for i, path in enumerate(files):
+        category = ("noise", "music", "speech")[i % 3]
+        (root / category / "src").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, root / category / "src" / f"{i:03d}.flac")
+    return root
+
+
+def test_additive_noise_snr_is_in_the_configured_range(chunks, musan):
+    config = check_augmentation(
+        {"transforms": [{"name": "noise", "directory": str(musan), "categories": {"music": [5, 7]}}]}, CONFIG
+    )
+    augmentation = Augmentation(config)
+    source = augmentation.transforms[0].source
+    assert set(source.files) == {"noise", "music", "speech"}  # MUSAN categories recognised
+    assert source.snr == {"noise": (0.0, 15.0), "music": (5.0, 7.0), "speech": (13.0, 20.0)}
+    noisy = augmentation(chunks, list(range(8)), random.Random(0))
+    assert noisy.shape == chunks.shape
+    for clean, mixed in zip(chunks, noisy):
+        assert 0.0 - 1e-3 <= snr_db(clean, mixed) <= 20.0 + 1e-3
+    # one range for every category
+    config = check_augmentation({"transforms": [{"name": "noise", "directory": str(musan), "snr": [10, 12]}]}, CONFIG)
+    noisy = Augmentation(config)(chunks, list(range(8)), random.Random(1))
+    snrs = [snr_db(c, n) for c, n in zip(chunks, noisy)]
+    assert all(10.0 - 1e-3 <= s <= 12.0 + 1e-3 for s in snrs), snrs
+    assert max(snrs) - min(snrs) > 0.1  # drawn, not constant
+
+
+@pytest.mark.parametrize("name, snr", [("babble", [13, 20]), ("colored_noise", [3, 6])])
+def test_babble_and_colored_noise_snr(chunks, name, snr):
+    augmentation = Augmentation(check_augmentation({"transforms": [{"name": name, "snr": snr}]}, CONFIG))
+    noisy = augmentation(chunks, list(range(8)), random.Random(0))
+    snrs = [snr_db(c, n) for c, n in zip(chunks, noisy)]
+    assert all(snr[0] - 0.01 <= s <= snr[1] + 0.01 for s in snrs), snrs
+
+
+def test_babble_never_mixes_a_speaker_with_itself(chunks):
+    augmentation = Augmentation(check_augmentation({"transforms": [{"name": "babble", "speakers": [1, 1]}]}, CONFIG))
+    # two speakers: each chunk can only be mixed with the other speaker's
+    speakers = [0, 0, 0, 0, 1, 1, 1, 1]
+    batch = torch.cat([chunks[:1].repeat(4, 1, 1), chunks[1:2].repeat(4, 1, 1)])
+    noisy = augmentation(batch, speakers, random.Random(0))
+    for i in range(8):
+        other = batch[4 if i < 4 else 0]
+        residual = noisy[i] - batch[i]
+        cosine = torch.nn.functional.cosine_similarity(residual.flatten(), other.flatten(), dim=0)
+        assert cosine > 0.999
+
+
+def test_reverberation_keeps_length_and_alignment(chunks):
+    x = chunks[0]
+    identity = torch.zeros(4000)
+    identity[0] = 1.0
+    torch.testing.assert_close(reverberate(x, identity), x, atol=1e-5, rtol=0)
+    # a delayed impulse (direct path at 100 samples) does not shift speech either
+    delayed = torch.zeros(4000)
+    delayed[100] = 2.0
+    torch.testing.assert_close(reverberate(x, delayed), x, atol=1e-5, rtol=0)
+    rirs = ImpulseResponses(rt60=(0.4, 0.6), num=3, seed=0)
+    click = torch.zeros(1, 32000)
+    click[0, 10000] = 1.0
+    for rir in rirs.responses:
+        assert reverberate(x, rir).shape == x.shape
+        # aligned: a click stays where it was (at the direct path), its reverberation follows it
+        y = reverberate(click, rir)[0]
+        assert int(torch.argmax(y.abs())) == 10000
+        assert y[:9950].abs().max() < 0.05 * y.abs().max() and y[10010:].abs().sum() > 0
+    # simulated rooms are reproducible, and test rooms are not training rooms
+    again = ImpulseResponses(rt60=(0.4, 0.6), num=3, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(rirs.responses, again.responses))
+    test = ImpulseResponses(rt60=(0.4, 0.6), num=3, seed=0, subset="test")
+    assert not any(torch.equal(a, b) for a in rirs.responses for b in test.responses)
+
+
+def test_impulse_responses_from_a_rirs_noises_directory(tmp_path):
+    root = tmp_path / "RIRS_NOISES"
+    import scipy.io.wavfile
+
+    for i in range(30):
+        rir = np.zeros(800, dtype=np.float32)
+        rir[i] = 1.0
+        folder = root / "simulated_rirs" / "smallroom" / f"Room{i:03d}"
+        folder.mkdir(parents=True)
+        scipy.io.wavfile.write(folder / f"Room{i:03d}-00001.wav", 16000, rir)
+    (root / "real_rirs_isotropic_noises").mkdir()
+    scipy.io.wavfile.write(root / "real_rirs_isotropic_noises" / "RVB2014_type1_noise_largeroom1_1.wav", 16000,
+                           np.ones(800, dtype=np.float32))
+    train = ImpulseResponses(root, subset="train")
+    test = ImpulseResponses(root, subset="test")
+    assert len(train.responses) + len(test.responses) == 30  # isotropic noise recordings left out
+    assert len(train.responses) > len(test.responses) > 0
+    assert all(r.shape == (800,) for r in train.responses)
+
+
+def test_speed_perturbation_changes_duration_and_labels(chunks, protocol_yml, tmp_path):
+    x = chunks[0]
+    for factor in (0.9, 1.1):
+        y = speed_perturb(x, factor)
+        assert y.shape[-1] == round(x.shape[-1] / factor)
+        # pitch and tempo: a 440 Hz tone comes out at 440 x factor Hz
+        t = torch.arange(32000) / 16000
+        tone = speed_perturb(torch.sin(2 * np.pi * 440 * t)[None], factor)[0].numpy()
+        peak = np.argmax(np.abs(np.fft.rfft(tone))) * 16000 / len(tone)
+        assert peak == pytest.approx(440 * factor, abs=2.0)
+    assert speed_classes(["A", "B"], [0.9, 1.0, 1.1]) == ["A@speed0.9", "B@speed0.9", "A", "B", "A@speed1.1", "B@speed1.1"]
+
+    # in the task: each speed is a new speaker, the classifier grows, chunks keep their length
+    from pyannote_embloss.models import SincTDNN
+
+    augmentation = check_augmentation({"speed": [0.9, 1.1]}, CONFIG)
+    task = get_task_class("aam")(get_protocol(PROTOCOL, database_yml=protocol_yml), num_classes_per_batch=16,
+                                 num_workers=0, augmentation=augmentation)
+    task.cache = tmp_path / "cache.npz"
+    model = SincTDNN(task=task, stride=10, dimension=16)
+    task.prepare_data()
+    model.setup()
+    assert len(task.specifications.classes) == 3 * 125
+    assert model.loss_func.W.shape == (16, 375)
+    samples = task.train__iter__()
+    batch = [next(samples) for _ in range(task.batch_size)]
+    assert {b["X"].shape for b in batch} == {(1, 32000)}
+    labels = [task.specifications.classes[b["y"]] for b in batch]
+    assert any("@speed" in label for label in labels) and any("@speed" not in label for label in labels)
+
+
+@pytest.fixture(scope="module")
+def protocol_yml(speechocean762_yml):
+    return speechocean762_yml
+
+
+def test_augmentation_is_reproducible_under_a_seed(chunks, musan):
+    config = check_augmentation(
+        {
+            "probability": 0.8,
+            "transforms": [
+                {"name": "babble"},
+                {"name": "noise", "directory": str(musan)},
+                {"name": "reverb", "num": 5},
+                {"name": "colored_noise"},
+            ],
+        },
+        CONFIG,
+    )
+    first = Augmentation(config, seed=3)(chunks, list(range(8)), random.Random("epoch 0"))
+    second = Augmentation(config, seed=3)(chunks, list(range(8)), random.Random("epoch 0"))
+    assert torch.equal(first, second)
+    other = Augmentation(config, seed=3)(chunks, list(range(8)), random.Random("epoch 1"))
+    assert not torch.equal(first, other)
+    # about 80 % of the chunks are changed, the others are left alone
+    changed = [not torch.equal(a, b) for a, b in zip(chunks, first)]
+    assert 4 <= sum(changed) <= 8
+    # the global torch generator is not touched (colored noise draws from our generator)
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    Augmentation(config, seed=3)(chunks, list(range(8)), random.Random(5))
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_noise_and_impulse_response_files_are_split_for_test_conditions(musan):
+    train = NoiseSource(musan, subset="train").paths
+    test = NoiseSource(musan, subset="test").paths
+    assert train and test and not set(train) & set(test)
+    assert sorted(train + test) == sorted(NoiseSource(musan, subset="all").paths)
+    assert file_subset("noise/src/001.flac") == file_subset("noise/src/001.flac")
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"transforms": [{"name": "noise", "directory": "/does/not/exist"}]}, "noise directory '/does/not/exist' does not exist"),
+        ({"transforms": [{"name": "babble", "snr": [20, 10]}]}, "range [20.0, 10.0] has min > max"),
+        ({"transforms": [{"name": "echo"}]}, "unknown augmentation transform 'echo'"),
+        ({"transforms": [{"name": "babble", "snr_db": 3}]}, "unknown key(s) ['snr_db'] for augmentation 'babble'"),
+        ({"probability": 1.5}, "probability must be a probability in [0, 1]"),
+        ({"speed": [0.1]}, "speed must be a list of factors"),
+        ({"transforms": [{"name": "noise"}]}, "needs a 'directory'"),
+    ],
+)
+def test_bad_augmentation_config_names_the_key(section, message):
+    with pytest.raises(ConfigError) as error:
+        check_augmentation(section, CONFIG)
+    assert message in str(error.value) and "config.yml" in str(error.value)
+
+
+def test_empty_noise_directory_and_unreadable_noise_file(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match=f"noise directory '{empty}' has no audio file"):
+        check_augmentation({"transforms": [{"name": "noise", "directory": str(empty), "subset": "all"}]}, CONFIG)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.wav").write_bytes(b"RIFF not really a wav file")
+    with pytest.raises(AudioDecodingError, match="bad.wav"):
+        NoiseSource(broken, subset="all")
