@@ -30,10 +30,12 @@ setup(
         "typer>=0.12",
         "PyYAML>=6",
         "matplotlib>=3.7",
+        "pyroomacoustics>=0.7",
     ],
     extras_require={
         "test": ["pytest>=8", "onnx", "onnxruntime"],
         "onnx": ["onnx", "onnxruntime"],
+        "tensorboard": ["tensorboard"],
     },
     entry_points={
         "console_scripts": ["pyannote-audio-emb=pyannote_embloss.cli:app"],

@@ -147,6 +147,11 @@ def _audio_files(directory: Path) -> List[Path]:
 
 def _directory(value, key: str, path: Path) -> Path:
     directory = Path(os.path.expandvars(str(value))).expanduser()
+    if "$" in str(directory):
+        raise ConfigError(
+            f"{path}: {key} '{value}' names an environment variable that is not set: set it (e.g. "
+            f"export {str(directory).split('$')[1].strip('{}').split('/')[0]}=/path/to/dir) or write the path."
+        )
     if not directory.is_dir():
         raise ConfigError(f"{path}: {key} '{directory}' does not exist (or is not a directory).")
     return directory

@@ -75,16 +75,17 @@ def expand_experiments(arguments: Sequence[str]) -> Tuple[List[Path], List[Tuple
 def seed_experiments(experiment: Experiment, seeds: int) -> List[Experiment]:
     """The runs of `experiment` for `seeds` seeds
 
-    One seed runs in the experiment directory itself, with the config's seed.
-    Several seeds run in `<experiment>/seeds/<seed>/`, with seeds config seed,
-    config seed + 1, ... A training-free experiment has a single run.
+    The first run is the experiment directory itself, with the config's
+    seed (so that ``compare --seeds N`` reuses a single-seed comparison); the
+    others run in `<experiment>/seeds/<seed>/`, with seeds config seed + 1,
+    config seed + 2, ... A training-free experiment has a single run.
     """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1 (got {seeds}).")
     if seeds == 1 or not experiment.trainable:
         return [experiment]
-    runs = []
-    for k in range(seeds):
+    runs = [experiment]
+    for k in range(1, seeds):
         config = copy.deepcopy(experiment.config)
         config["seed"] = experiment.config["seed"] + k
         directory = experiment.directory / "seeds" / str(config["seed"])

@@ -413,3 +413,70 @@ def test_command_line(tree, tmp_path):
     assert "registered by" in result.stdout and str(tmp_path / "out" / "database.yml") in result.stdout
     assert lines_of(tmp_path / "out" / "vox1-o.trial") == 10
     assert lines_of(tmp_path / "out" / "vox1-e.trial") == 64
+
+
+# ---------------------------------------------------------------------------
+# training on the protocols
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SMALL = """\
+protocol: VoxCeleb.SpeakerVerification.VoxCeleb2
+seed: 0
+task:
+  name: aam
+  params: {duration: 1.0, num_classes_per_batch: 6, batches_per_epoch: 3, num_workers: 0}
+architecture:
+  name: SincTDNN
+  params: {frontend: fbank, n_mels: 40, channels: [32, 32, 32, 32, 64], dimension: 32}
+trainer:
+  max_epochs: 1
+"""
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_on_a_voxceleb_protocol(prepared, tmp_path):
+    experiment = tmp_path / "small"
+    experiment.mkdir()
+    (experiment / "config.yml").write_text(SMALL)
+    result = run_cli("train", experiment, "--database", prepared, "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = yaml.safe_load((experiment / "training.json").read_text())
+    assert summary["num_speakers"] == len(VOX2_DEV) and summary["steps"] == 3
+    result = run_cli("evaluate", experiment, "--database", prepared, "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = yaml.safe_load(
+        (experiment / "results" / "VoxCeleb.SpeakerVerification.VoxCeleb2.test.json").read_text()
+    )
+    assert results["num_trials"] == 28 and results["num_files"] == 8
+    assert "AS-norm" in result.stdout  # cohort of the VoxCeleb2 training speakers
+
+
+@pytest.mark.slow
+def test_the_papers_full_recipes_build_and_train_a_few_steps(prepared, corpus_root, tmp_path, monkeypatch):
+    from pyannote_embloss.experiment import Experiment
+    from pyannote_embloss.training import train
+
+    musan = tmp_path / "musan"
+    for i, source in enumerate(sorted((corpus_root / "WAVE").glob("*/*.flac"))[:30]):
+        target = musan / ("noise", "music", "speech")[i % 3] / f"{i:02d}.flac"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+    monkeypatch.setenv("MUSAN", str(musan))
+    configs = sorted((REPOSITORY / "experiments" / "voxceleb").glob("*/config.yml"))
+    assert [c.parent.name for c in configs] == sorted(["aam", "am", "center", "coco", "contrastive", "softmax", "triplet"])
+    for config in configs:
+        experiment = Experiment.load(config.parent)
+        assert experiment.config["architecture"]["params"]["frontend"] == "sincnet"
+        assert experiment.config["trainer"]["precision"] == "16-mixed"
+        # a copy, trained a couple of steps on CPU, on the miniature tree (with development trials)
+        directory = tmp_path / config.parent.name
+        directory.mkdir()
+        copy = Experiment(directory=directory, config=experiment.config)
+        summary = train(
+            copy, protocol="VoxCeleb.SpeakerVerification.VoxCeleb1_X", database=str(prepared),
+            max_epochs=1, batches_per_epoch=2, num_workers=0, progress_bar=False,
+            accelerator="cpu", devices=1, strategy="auto", precision="32-true",
+        )
+        assert summary["steps"] == 2, config
+        assert summary["dev_eer"] is not None
