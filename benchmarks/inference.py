@@ -2,7 +2,7 @@
 
 Embeds the same test files with the same checkpoint through
 
-  * plugin:   pyannote_embloss.evaluation.extraction.iter_embeddings, the path of
+  * plugin:   pyannote_embloss.embedding.iter_embeddings, the path of
               `pyannote-audio-emb evaluate` and `apply`;
   * pyannote: pyannote.audio.Inference (what pyannote users, and its pipelines, call),
 
@@ -15,10 +15,17 @@ memory alone.
 Real-time factor (RTF) = processing time / audio duration (lower is faster);
 audio decoding is included on both sides.
 
+Then, for long files (`--long-minutes`, default 1, 10 and 60 minutes, made by
+concatenating test utterances), it measures the peak resident memory of
+`pyannote-audio-emb apply` (whole file, and sliding windows), each in a fresh
+process, next to pyannote.audio's `Inference(window="whole")` on the same file:
+the plugin reads long files 60 s at a time, so its peak should not grow with
+the file's length.
+
 Usage
 -----
-    python benchmarks/inference.py                      # ~7 minutes on 2 cores
-    python benchmarks/inference.py --checkpoint experiments/aam --num-files 20 --repeats 1
+    python benchmarks/inference.py                      # ~10 minutes on 2 cores
+    python benchmarks/inference.py --checkpoint experiments/aam --num-files 20 --repeats 1 --long-minutes 1 10
 """
 
 from __future__ import annotations
@@ -38,10 +45,11 @@ WINDOWS = ("whole", "sliding")
 
 def test_files(protocol_name: str, num_files: int) -> list[str]:
     """Audio paths of the first `num_files` files of the test trials (sorted by uri)"""
-    from pyannote_embloss.evaluation.verification import load_trials
+    from pyannote_embloss.evaluation import Trials
     from pyannote_embloss.protocols import get_protocol
 
-    _, audio = load_trials(get_protocol(protocol_name), "test")
+    trials = Trials.from_protocol(get_protocol(protocol_name), "test")
+    audio = dict(zip(trials.uris, trials.paths))
     return [str(audio[uri]) for uri in sorted(audio)[:num_files]]
 
 
@@ -59,7 +67,7 @@ def worker(config: dict) -> dict:
     from pyannote.audio.core.io import Audio
 
     from pyannote_embloss.audio import load_audio
-    from pyannote_embloss.evaluation.extraction import iter_embeddings
+    from pyannote_embloss.embedding import Window, iter_embeddings
     from pyannote_embloss.inference import load_model
 
     model = load_model(config["checkpoint"])
@@ -67,9 +75,11 @@ def worker(config: dict) -> dict:
     duration = sum(Audio().get_duration(path) for path in files)
     window, step = config["duration"], config["step"]
 
+    plugin_window = Window("whole") if config["window"] == "whole" else Window("sliding", window, step)
+
     def plugin():
         waveforms = ((path, load_audio(model.audio, path)) for path in files)
-        return [e for _, e in iter_embeddings(model, waveforms, window=config["window"], duration=window, step=step)]
+        return [e for _, e in iter_embeddings(model, waveforms, window=plugin_window)]
 
     if config["window"] == "whole":
         inference = Inference(model, window="whole")
@@ -100,6 +110,49 @@ def worker(config: dict) -> dict:
     }
 
 
+def long_file(files: list[str], minutes: float, directory: Path) -> Path:
+    """A WAV file of `minutes` minutes: the test utterances, concatenated (and repeated)"""
+    import numpy as np
+    import scipy.io.wavfile
+    from pyannote.audio.core.io import Audio
+
+    from pyannote_embloss.audio import load_audio
+
+    path = directory / f"long-{minutes:g}min.wav"
+    if path.is_file():
+        return path
+    audio = Audio(sample_rate=16000, mono="downmix")
+    speech = np.concatenate([load_audio(audio, f)[0].numpy() for f in files])
+    samples = int(minutes * 60 * 16000)
+    signal = np.tile(speech, -(-samples // len(speech)))[:samples]
+    directory.mkdir(parents=True, exist_ok=True)
+    scipy.io.wavfile.write(path, 16000, (signal * 32767).astype(np.int16))
+    return path
+
+
+def long_worker(config: dict) -> dict:
+    """Embed one long file, with the plugin's `apply` or pyannote's Inference, in this process: peak memory"""
+    import tempfile
+
+    set_threads(config["threads"])
+    from pyannote.audio import Inference
+
+    from pyannote_embloss.apply import apply
+    from pyannote_embloss.embedding import Window
+    from pyannote_embloss.inference import load_model
+
+    model = load_model(config["checkpoint"])
+    before = peak_rss_mb()
+    start = time.perf_counter()
+    if config["method"] == "pyannote":
+        Inference(model, window="whole")(config["path"])
+    else:
+        with tempfile.TemporaryDirectory() as output:
+            window = Window(config["window"]) if config["window"] == "whole" else Window("sliding", 2.0, 0.5)
+            apply(model, [("long", config["path"])], output, window=window, progress=False)
+    return {"peak_rss_mb": peak_rss_mb(), "peak_rss_before_mb": before, "seconds": time.perf_counter() - start}
+
+
 def spawn(config: dict) -> dict:
     """Run :func:`worker` in a fresh Python process"""
     process = subprocess.run(
@@ -109,7 +162,8 @@ def spawn(config: dict) -> dict:
         cwd=REPOSITORY,
     )
     if process.returncode != 0:
-        raise RuntimeError(f"worker {config['method']}/{config['window']} failed:\n{process.stderr[-3000:]}")
+        raise RuntimeError(f"worker {config.get('methods', config.get('method'))}/{config['window']} failed:\n"
+                           f"{process.stderr[-3000:]}")
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
@@ -123,12 +177,15 @@ def main():
     parser.add_argument("--duration", type=float, default=2.0, help="sliding window duration, s (2.0)")
     parser.add_argument("--step", type=float, default=0.5, help="sliding window step, s (0.5)")
     parser.add_argument("--repeats", type=int, default=3, help="alternating timings per method; the median is kept (3)")
+    parser.add_argument("--long-minutes", type=float, nargs="*", default=[1, 10, 60],
+                        help="durations of the long files whose peak memory is measured (1 10 60)")
     parser.add_argument("--output", default=None, help="JSON path (results/benchmarks/inference.json)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker is not None:
-        print(json.dumps(worker(json.loads(args.worker))))
+        config = json.loads(args.worker)
+        print(json.dumps(long_worker(config) if "path" in config else worker(config)))
         return
 
     from pyannote_embloss.inference import load_model
@@ -180,11 +237,25 @@ def main():
               f"{r['peak_rss_mb']:>13.0f}{r['extraction_rss_mb']:>16.0f}")
     for key, value in ratios.items():
         print(f"  speed-up plugin / pyannote.audio Inference, {key.replace('_', ' ')}: {value:.2f}  (goal >= 1.0)")
+
+    long_rows = []
+    for minutes in args.long_minutes:
+        path = long_file(files, minutes, REPOSITORY / "results" / "benchmarks" / "long-files")
+        for method, window in (("plugin", "whole"), ("plugin", "sliding"), ("pyannote", "whole")):
+            try:
+                result = spawn({"checkpoint": args.checkpoint, "path": str(path), "method": method,
+                                "window": window, "threads": max(args.threads)})
+            except RuntimeError as error:  # e.g. out of memory
+                result = {"peak_rss_mb": None, "error": str(error)[-300:]}
+            long_rows.append({"minutes": minutes, "method": method, "window": window, **result})
+            peak = "failed" if result["peak_rss_mb"] is None else f"{result['peak_rss_mb']:.0f} MB"
+            print(f"  {minutes:g}-minute file, {method} {window}: peak RSS {peak}", flush=True)
     print(f"  wall time {time.perf_counter() - start:.0f} s")
     write_results(
         "inference",
         {"settings": {k: v for k, v in vars(args).items() if k != "worker"},
-         "num_files": len(files), "rows": rows, "ratios_pyannote_rtf_over_plugin_rtf": ratios, "runs": runs},
+         "num_files": len(files), "rows": rows, "ratios_pyannote_rtf_over_plugin_rtf": ratios, "runs": runs,
+         "long_files": long_rows},
         args.output,
     )
 

@@ -13,6 +13,9 @@ non-target pairs), for each N of `--sizes`:
       (loading the protocol with pyannote.database is part of both, as in
       training). Audio is never touched: the "annotated" UEM gives the
       durations and the "audio" preprocessor returns a dummy path.
+  (c) upstream: (b) with pyannote.audio 4.0.7's own ``Task.prepare_data``
+      instead of the plugin's linear one (:mod:`pyannote_embloss.tasks.prepared_data`),
+      for the sizes of ``--upstream-sizes``: the same prepared data, side by side.
 
 Each (size, step) runs in a fresh Python process, which reports its wall time
 and its peak resident memory (``getrusage(RUSAGE_SELF).ru_maxrss``) next to its
@@ -25,6 +28,7 @@ Usage
     python benchmarks/prepare_scaling.py                            # 10^4, 10^5, 10^6 (~20 min, ~3 GB)
     python benchmarks/prepare_scaling.py --sizes 10000 100000       # ~2 minutes
     python benchmarks/prepare_scaling.py --sizes 100000 --profile   # where step (b)'s time goes
+    python benchmarks/prepare_scaling.py --sizes 1000000 --steps write  # the writer alone
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from _common import peak_rss_mb, write_results
@@ -43,7 +48,7 @@ FILES_PER_SPEAKER = 180
 VIDEOS_PER_SPEAKER = 8
 TEST_SPEAKERS, TEST_FILES_PER_SPEAKER = 40, 10
 PROTOCOL = "VoxCeleb.SpeakerVerification.Synthetic"
-STEPS = ("write", "task")
+STEPS = ("write", "task", "upstream")
 
 
 # ---------------------------------------------------------------------------
@@ -87,7 +92,9 @@ def step_write(num_files: int, directory: Path) -> dict:
             "num_speakers": len({u.speaker for u in train}), "num_trials": len(writer.trials("vox1-o"))}
 
 
-def step_task(num_files: int, directory: Path) -> dict:
+def step_task(num_files: int, directory: Path, upstream: bool = False) -> dict:
+    from pyannote.audio.core.task import Task
+
     from pyannote_embloss.protocols import get_protocol
     from pyannote_embloss.tasks import get_task_class
 
@@ -99,7 +106,7 @@ def step_task(num_files: int, directory: Path) -> dict:
     (directory / "task.npz").unlink(missing_ok=True)
     construct = time.perf_counter() - start
     start = time.perf_counter()
-    task.prepare_data()
+    Task.prepare_data(task) if upstream else task.prepare_data()
     prepare_data = time.perf_counter() - start
     start = time.perf_counter()
     task.setup()
@@ -113,7 +120,7 @@ def child(step: str, num_files: int, directory: Path, profile: bool) -> None:
     import pyannote_embloss.tasks  # noqa: F401
 
     baseline = peak_rss_mb()
-    function = {"write": step_write, "task": step_task}[step]
+    function = {"write": step_write, "task": step_task, "upstream": partial(step_task, upstream=True)}[step]
     if profile:
         import cProfile
         import pstats
@@ -149,7 +156,9 @@ def ratio_table(sizes, results) -> list:
     for step in STEPS:
         previous = None
         for size in sizes:
-            r = results[step][str(size)]
+            r = results[step].get(str(size))
+            if r is None:
+                continue
             time_ratio = r["seconds"] / previous[1]["seconds"] if previous else None
             size_ratio = size / previous[0] if previous else None
             r["time_ratio_to_previous"], r["size_ratio_to_previous"] = time_ratio, size_ratio
@@ -166,6 +175,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
                         help="numbers of training files (10000 100000 1000000)")
+    parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS),
+                        help="steps to run (write task upstream)")
+    parser.add_argument("--upstream-sizes", type=int, nargs="*", default=[10_000, 100_000],
+                        help="sizes at which pyannote.audio's own prepare_data is also timed (10000 100000)")
     parser.add_argument("--profile", action="store_true", help="print cProfile statistics of each step (slower)")
     parser.add_argument("--output", default=None, help="JSON path (results/benchmarks/prepare_scaling.json)")
     parser.add_argument("--child", choices=STEPS, help=argparse.SUPPRESS)
@@ -181,6 +194,8 @@ def main():
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix=f"prepare_scaling_{size}_") as directory:
             for step in STEPS:
+                if step not in args.steps or (step == "upstream" and size not in args.upstream_sizes):
+                    continue
                 results[step][str(size)] = r = run_child(step, size, Path(directory), args.profile)
                 print(f"{step:<6} {size:>10,} files: {r['seconds']:8.2f} s, peak {r['peak_rss_mb']:7.0f} MB "
                       f"({r['peak_rss_mb'] - r['baseline_rss_mb']:.0f} MB above imports)", flush=True)
@@ -191,7 +206,7 @@ def main():
     write_results(
         "prepare_scaling",
         {"settings": {"sizes": sizes, "files_per_speaker": FILES_PER_SPEAKER,
-                      "test_files": TEST_SPEAKERS * TEST_FILES_PER_SPEAKER},
+                      "test_files": TEST_SPEAKERS * TEST_FILES_PER_SPEAKER, "upstream_sizes": args.upstream_sizes},
          "steps": results, "rows": rows, "wall_seconds": time.perf_counter() - start},
         args.output,
     )

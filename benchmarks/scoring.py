@@ -23,7 +23,6 @@ Usage
 from __future__ import annotations
 
 import argparse
-import time
 import tracemalloc
 
 import numpy as np
@@ -87,7 +86,7 @@ def main():
     from scipy.spatial.distance import cosine
 
     from pyannote_embloss.evaluation.metrics import detection_metrics
-    from pyannote_embloss.evaluation.scoring import cosine_scores, score_trials
+    from pyannote_embloss.evaluation import cosine_scores, score_trials
 
     embeddings, index1, index2, y_true = synthetic(args.files, args.trials, args.dimension)
     uris = [f"file{i:05d}" for i in range(args.files)]

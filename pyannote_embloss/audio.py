@@ -108,7 +108,10 @@ def audio_duration(path: PathLike) -> float:
         if not duration:
             duration = AudioDecoder(str(path)).get_all_samples().duration_seconds
     except Exception as error:  # torchcodec raises RuntimeError/ValueError
-        raise AudioDecodingError(f"Could not read the duration of '{path}': {error}") from error
+        raise AudioDecodingError(
+            f"Could not decode audio file '{path}' (reading its duration: {error}). "
+            "Check that the file is a valid audio file (FFmpeg must be able to read it), or remove it."
+        ) from error
     if not duration or duration <= 0:
         raise AudioDecodingError(f"'{path}' is empty.")
     return float(duration)

@@ -31,7 +31,9 @@ def test_compare_writes_tables_and_det_plot(trained_experiment, speechocean762_y
     result = compare(first, second)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader((output / "comparison.csv").open()))
-    assert [row["system"] for row in rows] == ["first", "second"]
+    # the training-free baseline is always compared with the trained systems
+    assert [row["system"] for row in rows] == ["first", "second", "baseline (no training)"]
+    assert 0.0 < float(rows[2]["eer"]) < 50.0 and rows[2]["eer"] != rows[0]["eer"]
     # same checkpoint, same trials: same EER, inside its confidence interval
     assert rows[0]["eer"] == rows[1]["eer"]
     assert float(rows[0]["eer_low"]) <= float(rows[0]["eer"]) <= float(rows[0]["eer_high"])

@@ -137,3 +137,17 @@ def test_training_again_without_overwrite_is_refused(trained, speechocean762_yml
     assert result.returncode == 2
     assert "--overwrite" in result.stderr and "already has checkpoints" in result.stderr
     assert (trained / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_development_eer_that_picked_best_checkpoint_is_what_evaluate_reports(trained, speechocean762_yml):
+    # model selection and reporting use the same EER (the exact DET crossing), on the same embeddings
+    summary = json.loads((trained / "training.json").read_text())
+    result = run_cli("evaluate", trained, "--subset", "development", "--database", speechocean762_yml,
+                     "--no-progress", "--no-norm")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results_file = trained / "results" / "SpeechOcean762.SpeakerVerification.Default.development.json"
+    results = json.loads(results_file.read_text())
+    assert results["num_trials"] == 2 * 25 * 45
+    assert summary["dev_eer"] == pytest.approx(results["eer"], abs=1e-6)
+    # pyannote.metrics' 4-point average, which validation used to log, is another number
+    assert results["eer_pyannote"] != results["eer"]

@@ -74,3 +74,21 @@ def test_export_errors(tmp_path):
     assert result.returncode == 2
     assert "No checkpoint" in result.stderr and "pyannote-audio-emb train" in result.stderr
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_log_mel_front_end_exports_too(real_audio, tmp_path):
+    # the default recipe's SincTDNN(frontend="fbank"): STFT and mel filterbank in the ONNX graph
+    from pyannote_embloss.export import export_onnx
+    from pyannote_embloss.models import SincTDNN
+
+    torch.manual_seed(0)
+    model = SincTDNN(frontend="fbank", channels=[32, 32, 32, 32, 64], dimension=16).eval()
+    path = export_onnx(model, tmp_path / "fbank.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for duration in (0.2, 3.0, 10.0):
+        batch = real_audio[duration][None]
+        with torch.inference_mode():
+            expected = model(batch).numpy()
+        (actual,) = session.run(None, {"waveforms": batch.numpy()})
+        cosine = np.sum(actual * expected) / np.linalg.norm(actual) / np.linalg.norm(expected)
+        assert cosine > 0.999, (duration, cosine)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import PROTOCOL, run_cli
+from helpers import run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from pyannote_embloss.protocols import (
     prepare_if_missing,
 )
 from pyannote_embloss.protocols import speechocean762 as so
-from pyannote_embloss.protocols.writer import ProtocolWriter, Utterance, make_trials
+from pyannote_embloss.protocols.writer import Utterance, make_trials
 from pyannote_embloss.protocols.speechocean762 import ENV_VAR, PREPARE_COMMAND, PROTOCOL
 
 SUBSETS = {"train": 125, "development": 25, "test": 100}  # number of speakers

@@ -56,6 +56,27 @@ def test_prepared_data_caches_trials_without_pickling_protocol_files(protocol, t
     assert sum(len(files) for files in task._train.values()) == 1250
 
 
+def test_linear_data_preparation_equals_pyannote_audio(protocol, tmp_path):
+    # the plugin's prepare_data builds exactly pyannote.audio's prepared data, without its list scans
+    from pyannote.audio.core.task import Task
+
+    task = AdditiveAngularMargin(protocol, num_classes_per_batch=8, num_workers=0)
+    task.cache = tmp_path / "plugin.npz"
+    task.prepare_data()
+    ours = dict(np.load(task.cache, allow_pickle=True))
+    task.cache = tmp_path / "pyannote.npz"
+    Task.prepare_data(task)
+    theirs = dict(np.load(task.cache, allow_pickle=True))
+    assert sorted(ours) == sorted(theirs) and len(ours["audio-path"]) == 1250 + 250
+    for key in theirs:
+        assert ours[key].dtype == theirs[key].dtype, key
+        if ours[key].dtype == object:  # metadata-values: a dict of lists
+            assert ours[key].item() == theirs[key].item(), key
+        else:
+            np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+    assert len(ours["metadata-labels"]) == 125 + 25 and ours["annotations-segments"]["global_label_idx"].max() == 149
+
+
 def test_chunks_of_a_batch_have_the_same_number_of_samples(protocol, tmp_path):
     # upstream (d): with min_duration < duration, chunks could differ by one sample
     task = AdditiveAngularMargin(

@@ -57,6 +57,13 @@ class LogMelFilterbank(nn.Module):
             center=False,
             power=2.0,
         )
+        # the STFT's windowed DFT as convolution kernels, for ONNX export only (not saved in checkpoints)
+        stft = self.spectrogram.spectrogram
+        left = (n_fft - self.win) // 2
+        window = torch.nn.functional.pad(stft.window, (left, n_fft - self.win - left)).double()
+        angle = 2 * torch.pi * torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None] * torch.arange(n_fft) / n_fft
+        kernels = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window
+        self.register_buffer("dft_kernels", kernels.float()[:, None], persistent=False)
 
     @property
     def dimension(self) -> int:
@@ -71,10 +78,26 @@ class LogMelFilterbank(nn.Module):
     def receptive_field_center(self, frame: int = 0) -> int:
         return frame * self.hop + self.win // 2
 
+    def _exportable_mel_spectrogram(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """The same mel power spectrogram, with the STFT as a convolution by DFT kernels
+
+        ONNX has no complex STFT; this is used only inside ``torch.onnx.export``
+        (the FFT is several times cheaper for training and inference).
+        """
+        stft = self.spectrogram.spectrogram
+        parts = torch.nn.functional.conv1d(waveforms, self.dft_kernels, stride=stft.hop_length)
+        real, imaginary = parts.chunk(2, dim=1)
+        power = real**2 + imaginary**2  # (batch, freq, frame)
+        return torch.matmul(power.transpose(1, 2), self.spectrogram.mel_scale.fb).transpose(1, 2)
+
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """(batch, channel, sample) waveforms -> (batch, n_mels, frame) features"""
         with torch.autocast(device_type=waveforms.device.type, enabled=False):
-            features = torch.log(self.spectrogram(waveforms[:, 0].float()) + 1e-6)
+            if torch.onnx.is_in_onnx_export():
+                spectrogram = self._exportable_mel_spectrogram(waveforms[:, :1].float())
+            else:
+                spectrogram = self.spectrogram(waveforms[:, 0].float())
+            features = torch.log(spectrogram + 1e-6)
         if self.normalize:
             features = features - features.mean(dim=-1, keepdim=True)
         return features

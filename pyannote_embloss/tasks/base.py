@@ -7,6 +7,8 @@ import random
 import warnings
 import zlib
 from functools import partial
+from pathlib import Path
+from tempfile import mkstemp
 from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
@@ -36,6 +38,7 @@ from ..embedding import iter_embeddings
 from ..errors import ConfigError, DataError
 from ..evaluation.trials import Trials
 from ..losses import get_loss_class
+from .prepared_data import prepare_protocol_data
 from .validation import TrialEqualErrorRate
 
 #: prefix of the development trials in pyannote.audio's prepared data
@@ -67,7 +70,9 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
       one-class batches);
     * computes chunk sizes with `Audio.get_num_samples` everywhere, so that
       all chunks of a batch have the same number of samples;
-    * trains without a development set (no validation is run then).
+    * trains without a development set (no validation is run then);
+    * prepares the training data in time linear in the number of files
+      (:mod:`.prepared_data`; upstream's label look-ups scan lists).
 
     Parameters
     ----------
@@ -168,6 +173,21 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         )
 
     # ------------------------------------------------------------------ data
+
+    def prepare_data(self):
+        """pyannote.audio's data preparation, in linear time (see :mod:`.prepared_data`)"""
+        if self.cache:
+            if self.cache.exists() and self.cache.stat().st_size > 0:
+                return
+            self.cache.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            self.cache = Path(mkstemp()[1])
+        prepared_data = prepare_protocol_data(self)
+        if self.has_validation:
+            self.prepare_validation(prepared_data)
+        self.post_prepare_data(prepared_data)
+        with open(self.cache, "wb") as cache_file:
+            np.savez_compressed(cache_file, **prepared_data)
 
     def prepare_validation(self, prepared_dict: Dict):
         """Cache development trials as plain arrays (fix for unpicklable ProtocolFile)"""
