@@ -26,6 +26,7 @@ Usage
 -----
     python benchmarks/inference.py                      # ~10 minutes on 2 cores
     python benchmarks/inference.py --checkpoint experiments/aam --num-files 20 --repeats 1 --long-minutes 1 10
+    python benchmarks/inference.py --parts long                     # peak memory on 1, 10, 60-minute files only
 """
 
 from __future__ import annotations
@@ -179,6 +180,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="alternating timings per method; the median is kept (3)")
     parser.add_argument("--long-minutes", type=float, nargs="*", default=[1, 10, 60],
                         help="durations of the long files whose peak memory is measured (1 10 60)")
+    parser.add_argument("--parts", nargs="+", choices=("speed", "long"), default=["speed", "long"],
+                        help="speed against pyannote.audio's Inference, peak memory on long files (both)")
     parser.add_argument("--output", default=None, help="JSON path (results/benchmarks/inference.json)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -195,51 +198,53 @@ def main():
     settings = {"checkpoint": args.checkpoint, "files": files, "duration": args.duration, "step": args.step}
     rows, runs = [], {}
     start = time.perf_counter()
-    for threads in args.threads:
-        for window in WINDOWS:
-            # speed: both methods alternate in one process, `--repeats` times
-            timing = spawn({**settings, "methods": list(METHODS), "window": window,
-                            "threads": threads, "repeats": args.repeats})
-            for method in METHODS:
-                # memory: each method alone in a fresh process
-                memory = spawn({**settings, "methods": [method], "window": window,
-                                "threads": threads, "repeats": 1})
-                times = timing["seconds"][method]
-                entry = {
-                    "method": method,
-                    "window": window,
-                    "threads": threads,
-                    "rtf": median(times) / timing["audio_seconds"],
-                    "seconds": median(times),
-                    "audio_seconds": timing["audio_seconds"],
-                    "num_embeddings": timing["num_embeddings"][method],
-                    "peak_rss_mb": memory["peak_rss_mb"],
-                    "extraction_rss_mb": memory["peak_rss_mb"] - memory["peak_rss_before_mb"],
-                }
-                rows.append(entry)
-                runs[f"{method}/{window}/{threads}"] = {"seconds": times, "memory_run": memory}
-                repeats = ", ".join(f"{t / entry['audio_seconds']:.4f}" for t in times)
-                print(f"{method:<8} {window:<7} {threads} thread(s)  RTF {entry['rtf']:.4f} "
-                      f"(repeats {repeats})  peak RSS {entry['peak_rss_mb']:.0f} MB", flush=True)
+    ratios = {}
+    if "speed" in args.parts:
+        for threads in args.threads:
+            for window in WINDOWS:
+                # speed: both methods alternate in one process, `--repeats` times
+                timing = spawn({**settings, "methods": list(METHODS), "window": window,
+                                "threads": threads, "repeats": args.repeats})
+                for method in METHODS:
+                    # memory: each method alone in a fresh process
+                    memory = spawn({**settings, "methods": [method], "window": window,
+                                    "threads": threads, "repeats": 1})
+                    times = timing["seconds"][method]
+                    entry = {
+                        "method": method,
+                        "window": window,
+                        "threads": threads,
+                        "rtf": median(times) / timing["audio_seconds"],
+                        "seconds": median(times),
+                        "audio_seconds": timing["audio_seconds"],
+                        "num_embeddings": timing["num_embeddings"][method],
+                        "peak_rss_mb": memory["peak_rss_mb"],
+                        "extraction_rss_mb": memory["peak_rss_mb"] - memory["peak_rss_before_mb"],
+                    }
+                    rows.append(entry)
+                    runs[f"{method}/{window}/{threads}"] = {"seconds": times, "memory_run": memory}
+                    repeats = ", ".join(f"{t / entry['audio_seconds']:.4f}" for t in times)
+                    print(f"{method:<8} {window:<7} {threads} thread(s)  RTF {entry['rtf']:.4f} "
+                          f"(repeats {repeats})  peak RSS {entry['peak_rss_mb']:.0f} MB", flush=True)
 
-    def row(method, window, threads):
-        return next(r for r in rows if (r["method"], r["window"], r["threads"]) == (method, window, threads))
+        def row(method, window, threads):
+            return next(r for r in rows if (r["method"], r["window"], r["threads"]) == (method, window, threads))
 
-    ratios = {
-        f"{window}_{threads}_threads": row("pyannote", window, threads)["rtf"] / row("plugin", window, threads)["rtf"]
-        for threads in args.threads
-        for window in WINDOWS
-    }
-    print(f"\n{len(files)} test files, {rows[0]['audio_seconds']:.0f} s of audio, median of {args.repeats} repeats:")
-    print(f"  {'method':<9}{'window':<9}{'threads':>7}{'RTF':>9}{'x real time':>13}{'peak RSS MB':>13}{'  (+ extraction)':>16}")
-    for r in rows:
-        print(f"  {r['method']:<9}{r['window']:<9}{r['threads']:>7}{r['rtf']:>9.4f}{1 / r['rtf']:>13.0f}"
-              f"{r['peak_rss_mb']:>13.0f}{r['extraction_rss_mb']:>16.0f}")
-    for key, value in ratios.items():
-        print(f"  speed-up plugin / pyannote.audio Inference, {key.replace('_', ' ')}: {value:.2f}  (goal >= 1.0)")
+        ratios = {
+            f"{window}_{threads}_threads": row("pyannote", window, threads)["rtf"] / row("plugin", window, threads)["rtf"]
+            for threads in args.threads
+            for window in WINDOWS
+        }
+        print(f"\n{len(files)} test files, {rows[0]['audio_seconds']:.0f} s of audio, median of {args.repeats} repeats:")
+        print(f"  {'method':<9}{'window':<9}{'threads':>7}{'RTF':>9}{'x real time':>13}{'peak RSS MB':>13}{'  (+ extraction)':>16}")
+        for r in rows:
+            print(f"  {r['method']:<9}{r['window']:<9}{r['threads']:>7}{r['rtf']:>9.4f}{1 / r['rtf']:>13.0f}"
+                  f"{r['peak_rss_mb']:>13.0f}{r['extraction_rss_mb']:>16.0f}")
+        for key, value in ratios.items():
+            print(f"  speed-up plugin / pyannote.audio Inference, {key.replace('_', ' ')}: {value:.2f}  (goal >= 1.0)")
 
     long_rows = []
-    for minutes in args.long_minutes:
+    for minutes in args.long_minutes if "long" in args.parts else []:
         path = long_file(files, minutes, REPOSITORY / "results" / "benchmarks" / "long-files")
         for method, window in (("plugin", "whole"), ("plugin", "sliding"), ("pyannote", "whole")):
             try:
@@ -249,7 +254,8 @@ def main():
                 result = {"peak_rss_mb": None, "error": str(error)[-300:]}
             long_rows.append({"minutes": minutes, "method": method, "window": window, **result})
             peak = "failed" if result["peak_rss_mb"] is None else f"{result['peak_rss_mb']:.0f} MB"
-            print(f"  {minutes:g}-minute file, {method} {window}: peak RSS {peak}", flush=True)
+            seconds = "" if result["peak_rss_mb"] is None else f", {result['seconds']:.0f} s"
+            print(f"  {minutes:g}-minute file, {method} {window}: peak RSS {peak}{seconds}", flush=True)
     print(f"  wall time {time.perf_counter() - start:.0f} s")
     write_results(
         "inference",

@@ -16,7 +16,7 @@ always adds the training-free ``baseline (no training)`` row, and writes
   SNR, a line per system).
 
 Runs that are already trained and evaluated are not run again: an
-interrupted ``compare`` resumes where it stopped.
+interrupted ``compare`` resumes where it stopped (an interrupted training from its last.ckpt).
 """
 
 from __future__ import annotations
@@ -109,7 +109,10 @@ def _run(experiment: Experiment, protocol, database, subset, train_missing, prog
          rir_dir) -> dict:
     """Train `experiment` if needed, evaluate it (or reuse its saved evaluation), return its results"""
     if not experiment.is_trained():
-        train(experiment, protocol=protocol, database=database, overwrite=True, progress_bar=progress)
+        # an interrupted training continues from its last.ckpt (exact from an epoch boundary)
+        resume = experiment.last_checkpoint.is_file()
+        train(experiment, protocol=protocol, database=database, overwrite=not resume, resume=resume,
+              progress_bar=progress)
     cache = _results_path(experiment, protocol, subset)
     names = [c.name for c in conditions if not c.is_clean]
     key = json.dumps({"conditions": names, "checkpoint_mtime": _mtime(experiment)})
