@@ -119,19 +119,25 @@ def test_resume_after_kill_at_epoch_boundary_gives_the_same_weights(speechocean7
 
 
 def test_kill_in_the_middle_of_an_epoch_then_resume(speechocean762_yml, tmp_path):
-    directory = experiment(tmp_path / "exp", batches=6, epochs=3, extra="checkpoint: {every_n_steps: 2}\n")
+    directory = experiment(tmp_path / "exp", batches=10, epochs=3, extra="checkpoint: {every_n_steps: 2}\n")
     process = start(directory, speechocean762_yml)
     last = directory / "checkpoints" / "last.ckpt"
-    wait_for(lambda: (checkpoint_progress(last) or (0, 0))[1] == 8, process)  # step 8 of 18: inside epoch 2
+
+    def inside_epoch_2():  # steps 11 to 20; checkpoints every 2 steps
+        progress = checkpoint_progress(last)
+        return progress if progress is not None and progress[1] >= 12 else None
+
+    wait_for(inside_epoch_2, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert checkpoint_progress(last) == (1, 8)
+    epoch, step = checkpoint_progress(last)
+    assert epoch == 1 and 12 <= step < 20 and step % 2 == 0  # a mid-epoch checkpoint (8 steps before the boundary)
 
     result = run_cli("train", directory, "--database", speechocean762_yml, "--no-progress", "--resume")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((directory / "training.json").read_text())
-    assert summary["resumed"] is True and summary["resumed_from_steps"] == [8]
-    assert summary["epochs"] == 3 and summary["steps"] == 18
+    assert summary["resumed"] is True and summary["resumed_from_steps"] == [step]
+    assert summary["epochs"] == 3 and summary["steps"] == 30
     assert (directory / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
