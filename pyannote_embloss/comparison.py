@@ -193,41 +193,53 @@ def summarise(name: str, experiment: Experiment, runs: Sequence[dict], condition
 
 
 def significance(rows: List[dict], runs: Dict[str, List[dict]], n_resamples: int = 1000) -> None:
-    """Add to each row its EER difference to the best system (lowest clean EER) with a paired 95 % interval
+    """Add to each row its EER difference to the best system, with a paired 95 % interval
 
-    The difference is pooled over seeds (mean over seeds of each system's
-    EER on the same resampled trials), see
+    The best system is the one with the lowest clean EER. Its gap to every
+    other system is measured on clean trials (``eer_gap``, ``vs_best``) and,
+    for each test condition, on the same trials under that condition
+    (``eer_gap[<condition>]``, ``vs_best[<condition>]``). Differences are
+    pooled over seeds (mean over seeds of each system's EER on the same
+    resampled trials), see
     :func:`pyannote_embloss.evaluation.metrics.paired_bootstrap_eer_difference`.
     """
     best = min(rows, key=lambda row: row["eer"])
     best_runs = runs[best["system"]]
     y_true = best_runs[0]["y_true"]
+    conditions = sorted(best_runs[0].get("condition_scores", {}))
     for row in rows:
         if row is best:
             row["vs_best"] = "best"
+            for condition in conditions:
+                row[f"vs_best[{condition}]"] = "best"
             continue
-        difference, (low, high) = paired_bootstrap_eer_difference(
-            y_true,
-            [r["scores"]["cosine"] for r in runs[row["system"]]],
-            [r["scores"]["cosine"] for r in best_runs],
-            n_resamples=n_resamples,
-        )
-        row["eer_gap"] = difference
-        row["eer_gap_ci"] = (low, high)
-        row["vs_best"] = "significant" if low > 0 or high < 0 else "not significant"
+        for condition in [None] + conditions:
+            def scores(r):
+                return r["scores"]["cosine"] if condition is None else r["condition_scores"][condition]
+
+            difference, (low, high) = paired_bootstrap_eer_difference(
+                y_true,
+                [scores(r) for r in runs[row["system"]]],
+                [scores(r) for r in best_runs],
+                n_resamples=n_resamples,
+            )
+            suffix = "" if condition is None else f"[{condition}]"
+            row[f"eer_gap{suffix}"] = difference
+            row[f"eer_gap{suffix}_ci"] = (low, high)
+            row[f"vs_best{suffix}"] = "significant" if low > 0 or high < 0 else "not significant"
 
 
 def columns_of(rows: List[dict], seeds: int, conditions: Sequence[Condition]) -> List[str]:
     columns = ["system", "task"] + (["seeds"] if seeds > 1 else [])
-    for column in ("eer", "eer_mean", "eer_asnorm"):
-        if any(column in row for row in rows):
-            columns.append(column)
-            if seeds > 1:
-                columns.append(f"{column}_std")
-    for condition in conditions:
-        if not condition.is_clean:
-            columns += [f"eer[{condition.name}]", f"degradation[{condition.name}]"]
-    columns += ["eer_gap", "vs_best", "min_dcf_0.01", "training_time_s", "epochs", "loss_parameters"]
+    # (the table writer puts each "<column>_std" and "<column>_ci" beside its column)
+    columns += [c for c in ("eer", "eer_mean", "eer_asnorm") if any(c in row for row in rows)]
+    noisy = [c.name for c in conditions if not c.is_clean]
+    for name in noisy:
+        columns += [f"eer[{name}]", f"degradation[{name}]"]
+    columns += ["eer_gap", "vs_best"]
+    for name in noisy:
+        columns += [f"eer_gap[{name}]", f"vs_best[{name}]"]
+    columns += ["min_dcf_0.01", "training_time_s", "epochs", "loss_parameters"]
     return columns
 
 

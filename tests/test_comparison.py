@@ -4,7 +4,12 @@ import csv
 import json
 import shutil
 
+import numpy as np
+import pytest
+import torch
 from helpers import PROTOCOL, run_cli
+
+from pyannote_embloss.protocols.writer import ProtocolWriter, Utterance, escape_template, make_trials, with_durations
 
 
 def test_compare_writes_tables_and_det_plot(trained_experiment, speechocean762_yml, tmp_path):
@@ -46,3 +51,113 @@ def test_compare_writes_tables_and_det_plot(trained_experiment, speechocean762_y
     report = json.loads((output / "comparison.json").read_text())
     assert report["rows"][0]["eer"] == report["runs"]["first"][0]["eer"]
     assert report["runs"]["first"][0]["num_trials"] == 9000
+
+
+#: a tiny experiment for a fast multi-seed comparison (seconds of training)
+TINY_CONFIG = """\
+protocol: Mini.SpeakerVerification.Default
+seed: 0
+task:
+  name: aam
+  params: {duration: 1.0, num_classes_per_batch: 8, num_chunks_per_class: 2, batches_per_epoch: 4, num_workers: 0}
+architecture:
+  name: SincTDNN
+  params: {stride: 10, channels: [32, 32, 32, 32, 64], dimension: 32}
+optimizer:
+  name: Adam
+  params: {lr: 0.003}
+trainer:
+  max_epochs: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def mini_yml(corpus_root, tmp_path_factory):
+    """Mini.SpeakerVerification.Default: 8 training, 3 development and 4 test speakers of SpeechOcean762"""
+    by_speaker = {}
+    for path in sorted((corpus_root / "WAVE").glob("*/*.flac")):
+        by_speaker.setdefault(path.parent.name, []).append(path)
+    speakers = sorted(by_speaker)[:15]
+    utterances = with_durations(
+        [Utterance(f"{s}/{p.stem}", s, p) for s in speakers for p in by_speaker[s]], progress=False
+    )
+    subsets = {"train": speakers[:8], "development": speakers[8:11], "test": speakers[11:]}
+    writer = ProtocolWriter(
+        tmp_path_factory.mktemp("mini"), "Mini", f"{escape_template(corpus_root / 'WAVE')}/{{uri}}.flac"
+    )
+    for subset, chosen in subsets.items():
+        files = [u for u in utterances if u.speaker in chosen]
+        writer.add_subset(subset, files)
+        if subset != "train":
+            writer.add_trials(subset, make_trials(files, seed=subset))
+    writer.add_protocol(
+        "SpeakerVerification", "Default", train="train",
+        development=("development", "development"), test=("test", "test"),
+    )
+    return writer.write()
+
+
+@pytest.mark.slow
+def test_compare_with_seeds_and_conditions(mini_yml, tmp_path):
+    experiment = tmp_path / "tiny"
+    experiment.mkdir()
+    (experiment / "config.yml").write_text(TINY_CONFIG)
+    output = tmp_path / "comparison"
+
+    def compare(*options):
+        return run_cli(
+            "compare", experiment, "--seeds", "2", "--condition", "colored:10", "--condition", "reverb",
+            "--no-progress", "--database", mini_yml, "--output", output, *options,
+        )
+
+    result = compare()
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    # seeds are independent: seed 1 trained in its own directory, into other weights
+    first = torch.load(experiment / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    second = torch.load(experiment / "seeds" / "1" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert first["state_dict"].keys() == second["state_dict"].keys()
+    assert any(not torch.equal(first["state_dict"][k], second["state_dict"][k]) for k in first["state_dict"])
+    assert json.loads((experiment / "seeds" / "1" / "training.json").read_text())["seed"] == 1
+
+    rows = {row["system"]: row for row in csv.DictReader((output / "comparison.csv").open())}
+    assert list(rows) == ["tiny", "baseline (no training)"]
+    report = json.loads((output / "comparison.json").read_text())
+    tiny, baseline = rows["tiny"], rows["baseline (no training)"]
+    assert tiny["seeds"] == "2"
+    # mean ± std over the seeds, per condition, with the degradation from clean
+    for column, name in (("eer", "eer"), ("eer[colored:10]", None), ("eer[reverb]", None)):
+        values = [
+            run["eer"] if name else run["conditions"][column[4:-1]]["eer"] for run in report["runs"]["tiny"]
+        ]
+        assert float(tiny[column]) == pytest.approx(np.mean(values))
+        assert float(tiny[f"{column}_std"]) == pytest.approx(np.std(values, ddof=1))
+        assert values[0] != values[1]
+    for condition in ("colored:10", "reverb"):
+        for row in (tiny, baseline):
+            assert float(row[f"degradation[{condition}]"]) == pytest.approx(
+                float(row[f"eer[{condition}]"]) / float(row["eer"]) - 1.0
+            )
+    # the gap of the other system to the best one, clean and per condition, with its interval
+    best, other = sorted([tiny, baseline], key=lambda row: float(row["eer"]))
+    assert best["vs_best"] == best["vs_best[reverb]"] == "best"
+    for suffix in ("", "[colored:10]", "[reverb]"):
+        low, gap, high = (float(other[f"eer_gap{suffix}{part}"]) for part in ("_low", "", "_high"))
+        assert low <= gap <= high
+        assert other[f"vs_best{suffix}"] == ("significant" if low > 0 or high < 0 else "not significant")
+    assert float(other["eer_gap[reverb]"]) == pytest.approx(
+        float(other["eer[reverb]"]) - float(best["eer[reverb]"])
+    )
+    for name in ("comparison.det.png", "comparison.colored_10.det.png", "comparison.reverb.det.png",
+                 "comparison.snr.png"):
+        assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+    # done work is not done again: the same table, from the saved evaluations
+    saved = sorted(experiment.rglob("*.comparison.npz"))
+    assert len(saved) == 2
+    mtimes = [path.stat().st_mtime_ns for path in saved]
+    table = (output / "comparison.csv").read_text()
+    result = compare("--no-train")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [path.stat().st_mtime_ns for path in saved] == mtimes
+    assert (output / "comparison.csv").read_text() == table

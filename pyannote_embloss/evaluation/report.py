@@ -162,6 +162,8 @@ _LABELS = {
 #: Markdown headers of parametrised columns: (prefix, suffix, header format)
 _PATTERNS = (
     ("eer[", "]", "EER {} (%)"),
+    ("eer_gap[", "]", "gap to best, {} [95 % CI]"),
+    ("vs_best[", "]", "vs best, {}"),
     ("degradation[", "]", "Δ {} (%)"),
     ("min_dcf_threshold_", "", "minDCF threshold (P_tar={})"),
     ("min_dcf_", "", "minDCF (P_tar={})"),
