@@ -157,6 +157,11 @@ def _eer(results: dict, scoring: str = "cosine", condition: Optional[str] = None
     return results["normalized"][scoring]["eer"]
 
 
+def _scores(results: dict, condition: Optional[str] = None) -> np.ndarray:
+    """Cosine scores of the trials in one run's results, clean or under `condition`"""
+    return results["scores"]["cosine"] if condition is None else results["condition_scores"][condition]
+
+
 def summarise(name: str, experiment: Experiment, runs: Sequence[dict], conditions: Sequence[Condition]) -> dict:
     """Table row of one experiment from its runs (one per seed)"""
     row: dict = {"system": name, "task": experiment.config["task"]["name"] if experiment.trainable else "none"}
@@ -214,13 +219,10 @@ def significance(rows: List[dict], runs: Dict[str, List[dict]], n_resamples: int
                 row[f"vs_best[{condition}]"] = "best"
             continue
         for condition in [None] + conditions:
-            def scores(r):
-                return r["scores"]["cosine"] if condition is None else r["condition_scores"][condition]
-
             difference, (low, high) = paired_bootstrap_eer_difference(
                 y_true,
-                [scores(r) for r in runs[row["system"]]],
-                [scores(r) for r in best_runs],
+                [_scores(r, condition) for r in runs[row["system"]]],
+                [_scores(r, condition) for r in best_runs],
                 n_resamples=n_resamples,
             )
             suffix = "" if condition is None else f"[{condition}]"
@@ -341,7 +343,7 @@ def compare(
         )
         paths = {"markdown": md_path, "csv": csv_path}
         paths["det_plot"] = plot_det_curves(
-            {name: (y_true, r[0]["scores"]["cosine"]) for name, r in runs.items()},
+            {name: (y_true, _scores(r[0])) for name, r in runs.items()},
             output / "comparison.det.png",
             title=f"{protocol} ({subset}), clean, cosine",
         )
@@ -349,7 +351,7 @@ def compare(
             if condition.is_clean:
                 continue
             paths[f"det_plot[{condition.name}]"] = plot_det_curves(
-                {name: (y_true, r[0]["condition_scores"][condition.name]) for name, r in runs.items()},
+                {name: (y_true, _scores(r[0], condition.name)) for name, r in runs.items()},
                 output / f"comparison.{condition.name.replace(':', '_')}.det.png",
                 title=f"{protocol} ({subset}), {condition.name}, cosine",
             )

@@ -126,9 +126,10 @@ def test_compare_with_seeds_and_conditions(mini_yml, tmp_path):
     tiny, baseline = rows["tiny"], rows["baseline (no training)"]
     assert tiny["seeds"] == "2"
     # mean ± std over the seeds, per condition, with the degradation from clean
-    for column, name in (("eer", "eer"), ("eer[colored:10]", None), ("eer[reverb]", None)):
+    for condition in (None, "colored:10", "reverb"):
+        column = "eer" if condition is None else f"eer[{condition}]"
         values = [
-            run["eer"] if name else run["conditions"][column[4:-1]]["eer"] for run in report["runs"]["tiny"]
+            run["eer"] if condition is None else run["conditions"][condition]["eer"] for run in report["runs"]["tiny"]
         ]
         assert float(tiny[column]) == pytest.approx(np.mean(values))
         assert float(tiny[f"{column}_std"]) == pytest.approx(np.std(values, ddof=1))
