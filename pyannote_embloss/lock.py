@@ -6,7 +6,9 @@ outputs is refused at once, with the holder's PID, host, command and start
 time. The lock is an ``fcntl.flock`` on ``<directory>/.pyannote-embloss.lock``:
 the kernel releases it when its holder dies, however it dies (``kill -9``
 included), so a lock file left by a killed process is detected as stale and
-taken over, with a warning.
+taken over, with a warning. A ``flock`` belongs to the open file, which a
+forked child (a data-loading worker) shares: children close their copy at
+fork, so that the lock dies with its holder, not with its last worker.
 
 Under multi-process training (DDP), only global rank 0 locks: the other
 ranks write nothing.
@@ -30,6 +32,22 @@ from .io import PathLike
 __all__ = ["OutputLock", "LOCK_NAME", "is_global_zero"]
 
 LOCK_NAME = ".pyannote-embloss.lock"
+
+#: lock files held by this process (their forked children close them)
+_HELD: set = set()
+
+
+def _close_in_child() -> None:
+    """In a forked child: close the inherited lock files (the parent keeps its locks)"""
+    for file in _HELD:
+        try:
+            file.close()
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
 
 
 def is_global_zero() -> bool:
@@ -109,6 +127,7 @@ class OutputLock:
         )
         file.flush()
         self._file = file
+        _HELD.add(file)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -120,5 +139,6 @@ class OutputLock:
             self._file.flush()
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
         finally:
+            _HELD.discard(self._file)
             self._file.close()
             self._file = None

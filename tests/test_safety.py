@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -131,3 +132,41 @@ def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(tmp_path, spe
     # released cleanly: no warning next time
     with OutputLock(tmp_path, "evaluate") as lock:
         assert lock.took_over is None
+
+
+HOLD_WITH_WORKER = textwrap.dedent(
+    """
+    import os, sys, time
+    from pyannote_embloss.lock import OutputLock
+    with OutputLock(sys.argv[1], "train"):
+        worker = os.fork()
+        if worker == 0:  # a forked worker (as a DataLoader's) that outlives its parent
+            time.sleep(600)
+            os._exit(0)
+        print("locked", worker, flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def test_the_lock_dies_with_its_holder_not_with_its_forked_workers(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WITH_WORKER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        locked, worker = holder.stdout.readline().split()
+        assert locked == "locked"
+        with pytest.raises(LockedError, match=f"PID {holder.pid}"):
+            with OutputLock(tmp_path, "evaluate"):
+                pass
+        holder.kill()
+        holder.wait()
+        # the worker is still alive (signal 0 raises if not), yet the killed holder's lock is free
+        os.kill(int(worker), 0)
+        with pytest.warns(UserWarning, match=f"stale lock.*PID {holder.pid}"):
+            with OutputLock(tmp_path, "evaluate") as lock:
+                assert lock.took_over["pid"] == holder.pid
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
