@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -21,33 +20,14 @@ PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
 def machine() -> dict:
     """Facts about the machine and software versions the figures come from"""
     import numpy
-    import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
-    try:
-        from importlib.metadata import version
+    from pyannote_embloss.machine import describe_machine
 
-        for package in ("pyannote.audio", "lightning", "pytorch-metric-learning", "torchcodec"):
-            versions[package] = version(package)
-    except Exception:  # metadata of an editable or vendored install may be missing
-        pass
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "versions": versions,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-    }
+    facts = describe_machine()
+    facts["versions"]["numpy"] = numpy.__version__
+    facts["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    facts["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+    return facts
 
 
 def set_threads(threads: int) -> None:

@@ -37,6 +37,7 @@ from .errors import ConfigError, OutputExistsError, TrainingDivergedError, Train
 from .experiment import Experiment
 from .io import atomic_path, atomic_write_text
 from .lock import OutputLock, is_global_zero
+from .machine import describe_machine
 from .models import get_architecture
 from .protocols import get_protocol
 from .schedules import MARGIN_LOSSES, MarginScheduler, build_scheduler
@@ -444,6 +445,7 @@ def _train(
         "resumed": bool(resume) or bool(previous.get("resumed")),
         "resumed_from_steps": previous.get("resumed_from_steps", []) + ([resumed_from] if resume else []),
         "skipped_files": sorted(task.bad_files),
+        "machine": describe_machine(),
     }
     atomic_write_text(experiment.training_summary, json.dumps(summary, indent=2) + "\n")
     try:

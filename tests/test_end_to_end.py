@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import run_cli
 
@@ -92,6 +93,10 @@ def test_training_keeps_best_checkpoint_and_summary(trained):
     # AAM classifier weights: 128-d x 125 speakers, trained and saved with the model
     assert summary["loss_parameters"] == 128 * 125
     assert 0.0 <= summary["dev_eer"] < 0.5
+    # what a bit-identical rerun needs: the CPU kernel set and the threads it trained with
+    assert summary["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert 1 <= summary["machine"]["torch_threads"] <= os.cpu_count()
+    assert summary["machine"]["versions"]["pyannote.audio"] == "4.0.7"
     # no temporary file left behind by atomic writes
     assert not list(trained.rglob("*.tmp"))
 
