@@ -175,6 +175,34 @@ class PreemptionCheckpoint(Callback):
             trainer.save_checkpoint(self.path)
 
 
+class MachineRecord(Callback):
+    """Records the machine of each part of a run: the first, and each resumption
+
+    A run is bit-reproducible only on the same CPU kernel set and number of
+    threads (:mod:`pyannote_embloss.machine`). The list travels in the
+    checkpoints, so that a run resumed on another machine still says where each
+    of its parts was trained.
+
+    Attributes
+    ----------
+    parts : list of dict
+        :func:`~pyannote_embloss.machine.describe_machine` facts, each with
+        ``from_step``, the global step that part started from.
+    """
+
+    def __init__(self):
+        self.parts: list = []
+
+    def state_dict(self) -> dict:
+        return {"parts": self.parts}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.parts = list(state_dict.get("parts", []))
+
+    def on_train_start(self, trainer, pl_module):
+        self.parts.append({"from_step": trainer.global_step, **describe_machine()})
+
+
 def _callbacks(experiment: Experiment, has_validation: bool, every_n_steps: Optional[int], progress_bar: bool):
     def last(**when):
         return ModelCheckpoint(
@@ -375,7 +403,8 @@ def _train(
     every_n_steps = checkpoint_every_n_steps or experiment.config.get("checkpoint", {}).get("every_n_steps")
     best, callbacks = _callbacks(experiment, task.has_validation, every_n_steps, progress_bar)
     preemption = PreemptionCheckpoint(experiment.last_checkpoint, seed)
-    callbacks.append(preemption)
+    machines = MachineRecord()
+    callbacks.extend([preemption, machines])
     callbacks.extend(extra_callbacks)
     margin = experiment.config.get("margin_scheduler")
     if margin is not None:
@@ -446,6 +475,7 @@ def _train(
         "resumed_from_steps": previous.get("resumed_from_steps", []) + ([resumed_from] if resume else []),
         "skipped_files": sorted(task.bad_files),
         "machine": describe_machine(),
+        "machines": machines.parts,
     }
     atomic_write_text(experiment.training_summary, json.dumps(summary, indent=2) + "\n")
     try:

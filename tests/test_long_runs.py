@@ -109,6 +109,10 @@ def test_resume_after_kill_at_epoch_boundary_gives_the_same_weights(speechocean7
     reference = json.loads((uninterrupted / "training.json").read_text())
     assert summary["resumed"] is True and summary["resumed_from_steps"] == [8]
     assert (summary["epochs"], summary["steps"]) == (reference["epochs"], reference["steps"]) == (4, 16)
+    # the machine of each part travels in the checkpoints: the killed part, then the resumed one
+    assert [part["from_step"] for part in reference["machines"]] == [0]
+    assert [part["from_step"] for part in summary["machines"]] == [0, 8]
+    assert all(part["cpu_capability"] == torch.backends.cpu.get_cpu_capability() for part in summary["machines"])
     # same sampler draws, augmentation, learning-rate and margin schedules: the very same weights
     expected = state_dict(uninterrupted / "checkpoints" / "last.ckpt")
     actual = state_dict(last)
