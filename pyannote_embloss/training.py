@@ -151,9 +151,9 @@ class PreemptionCheckpoint(Callback):
     """Saves `last.ckpt` when the run is stopped by SIGTERM or Ctrl-C, and restores the sampler's seed
 
     The sampler's random generator is derived from the global seed, the
-    global step, the process rank and the data-loading worker
+    epoch, the process rank and the data-loading worker
     (:func:`pyannote_embloss.tasks.base.sampler_rng`): restoring the seed and
-    the step restores the sampler.
+    Lightning's loop state restores the sampler.
     """
 
     def __init__(self, path: Path, seed: int):

@@ -97,6 +97,41 @@ def test_chunks_of_a_batch_have_the_same_number_of_samples(protocol, tmp_path):
     assert all(len(set(batch_labels)) == 4 for batch_labels in labels)
 
 
+class AlongsidePyannote(AdditiveAngularMargin):
+    """Draws each chunk with the plugin's sampler and with pyannote.audio's own, side by side"""
+
+    drawn: list = []
+
+    def train__iter__(self):
+        from pyannote.audio.tasks.embedding.mixins import SupervisedRepresentationLearningTaskMixin
+
+        theirs = SupervisedRepresentationLearningTaskMixin.train__iter__(self)  # same moment of the run
+        for ours in super().train__iter__():
+            upstream = next(theirs)
+            self.drawn.append((self.model.current_epoch, ours["y"], upstream["y"], ours["X"], upstream["X"]))
+            yield ours
+
+
+def test_sampler_draws_pyannote_audio_chunks_epoch_after_epoch(protocol, tmp_path):
+    # the previous release's draws, and pyannote.audio's: same speakers, files, turns and chunks, in every
+    # epoch of a real run (its seeding by epoch, with the epoch Lightning gives samplers)
+    task = AlongsidePyannote(protocol, num_classes_per_batch=6, num_chunks_per_class=2, batches_per_epoch=3,
+                             num_workers=0)
+    task.cache = tmp_path / "cache.npz"
+    model = SincTDNN(task=task, stride=10, channels=[32, 32, 32, 32, 64], dimension=16)
+    trainer = quiet_trainer(tmp_path, max_epochs=3, limit_val_batches=0)
+    trainer.fit(model)
+    drawn = task.drawn
+    assert {epoch for epoch, *_ in drawn} == {0, 1, 2} and len(drawn) >= 3 * 3 * 12
+    for epoch, ours, theirs, x, upstream in drawn:
+        assert ours == theirs
+        # pyannote.audio's chunks may be one sample longer (upstream bug d): ours have the batch's length
+        assert torch.equal(x, upstream[:, : x.shape[1]]) and upstream.shape[1] - x.shape[1] in (0, 1)
+    # and epochs differ
+    by_epoch = {e: [y for epoch, y, *_ in drawn if epoch == e][:36] for e in range(3)}
+    assert by_epoch[0] != by_epoch[1] != by_epoch[2]
+
+
 def test_pair_losses_group_several_chunks_per_speaker(protocol, tmp_path):
     task = get_task_class("triplet")(protocol, num_classes_per_batch=4, num_chunks_per_class=3, num_workers=0)
     setup_task(task, tmp_path)

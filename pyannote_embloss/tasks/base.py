@@ -310,15 +310,16 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         speaker_index = {speaker: s for s, speaker in enumerate(self.speakers)}
         bad: Dict[str, str] = {}
         reported = 0
-        order: list = []
+        order, position = list(classes), len(classes)  # pyannote.audio's order: shuffled in place, read from the front
         while True:
             duration = rng.uniform(self.min_duration, self.duration)
             chunks, labels, speakers = [], [], []
             for _ in range(self.num_classes_per_batch):
-                if not order:
-                    order = list(classes)
+                if position == len(order):
                     rng.shuffle(order)
-                speaker, speed = order.pop()
+                    position = 0
+                speaker, speed = order[position]
+                position += 1
                 for _ in range(self.num_chunks_per_class):
                     chunks.append(self._draw_chunk(speaker, speed, duration, rng, bad))
                     labels.append(class_index[(speaker, speed)])
@@ -447,13 +448,16 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
 def sampler_rng(model) -> random.Random:
     """The training sampler's random generator, for this process, data-loading worker and point of the run
 
-    Like pyannote.audio's `create_rng_for_worker`, seeded by the global seed,
-    the worker and the process ranks, but with the global step at which the
-    data loader starts instead of the epoch: Lightning resumes a checkpoint
-    saved at the end of an epoch by restarting that epoch's loop, so the
-    epoch number seen by the new data loader is off by one, while the global
-    step is exactly that of the uninterrupted run. A resumed run thus draws
-    the very chunks (and augmentations) the uninterrupted one drew.
+    pyannote.audio's `create_rng_for_worker` (seeded by the global seed, the
+    worker, the process ranks and the epoch), with the epoch that Lightning
+    itself gives samplers (its loop's count of processed epochs): when a run
+    is resumed from a checkpoint saved at the end of an epoch, Lightning's
+    `current_epoch` is still that finished epoch's while the data loader
+    already serves the next one. A resumed run thus draws the very chunks (and
+    augmentations) of the uninterrupted one, and a run draws the chunks that
+    pyannote.audio's seeding gives. A run resumed from the middle of an epoch
+    also seeds with the global step, so that it draws new chunks for the rest
+    of the epoch instead of repeating its beginning.
     """
     worker = torch.utils.data.get_worker_info()
     seed = (
@@ -461,8 +465,14 @@ def sampler_rng(model) -> random.Random:
         None if worker is None else worker.id,
         model.local_rank,
         model.global_rank,
-        model.global_step,
     )
+    trainer = model._trainer  # None when the task is used outside of a Trainer
+    if trainer is None:
+        return random.Random(zlib.adler32(str(seed + (0,)).encode()))
+    epoch = trainer.fit_loop.epoch_progress.current.processed
+    batches = trainer.fit_loop.epoch_loop.batch_progress
+    resumed_mid_epoch = batches.current.ready > 0 and not batches.is_last_batch
+    seed = seed + ((epoch, trainer.global_step) if resumed_mid_epoch else (epoch,))
     return random.Random(zlib.adler32(str(seed).encode()))
 
 
