@@ -1,9 +1,12 @@
 """End to end: `pyannote-audio-emb train` then `evaluate` on SpeechOcean762, and
 reloading the checkpoint in a fresh process with pyannote.audio's own loaders.
 
-The training is short (a couple of minutes on 2 CPU cores) with a smaller
-SincTDNN (stride 10, as pyannote.audio's XVectorSincNet), but real: real audio,
-real pyannote.database protocol, real Lightning trainer.
+The training is short (200 updates, about 2.5 minutes on 2 CPU cores): the
+default recipe's log-mel SincTDNN, one-cycle AdamW and AAM (m = 0.2, s = 30),
+without augmentation; real audio, real pyannote.database protocol, real
+Lightning trainer. A randomly initialised log-mel TDNN already scores about
+20 % EER on these trials, so a shorter training, or the SincNet front-end,
+would not show that training helps beyond the noise of the run.
 """
 
 import json
@@ -18,8 +21,27 @@ import torch
 
 from helpers import run_cli
 
-# the experiment is trained once per session by the `trained_experiment` fixture
-# (tests/conftest.py: SMALL_EXPERIMENT_CONFIG)
+#: the default recipe (experiments/aam), smaller and without augmentation
+RECIPE_CONFIG = """\
+protocol: SpeechOcean762.SpeakerVerification.Default
+seed: 0
+task:
+  name: aam
+  params: {duration: 2.0, num_classes_per_batch: 32, num_chunks_per_class: 1, batches_per_epoch: 40,
+           num_workers: 1, margin: 0.2, scale: 30.0}
+architecture:
+  name: SincTDNN
+  params: {frontend: fbank, dimension: 128}
+optimizer:
+  name: AdamW
+  params: {lr: 0.005, weight_decay: 0.00002}
+scheduler:
+  name: OneCycleLR
+  interval: step
+  params: {pct_start: 0.15}
+trainer:
+  max_epochs: 5
+"""
 
 # embeds a few test speakers' files with a checkpoint, in a fresh interpreter,
 # through Model.from_pretrained and PretrainedSpeakerEmbedding, and prints the EERs
@@ -63,7 +85,7 @@ FRESH_PROCESS = textwrap.dedent(
     pretrained = np.stack([pipeline_embedding(reader({"audio": audio[u]})[0][None])[0] for u in uris])
 
     torch.manual_seed(0)
-    untrained = SincTDNN(stride=10, dimension=128)
+    untrained = SincTDNN(frontend="fbank", dimension=128)
     untrained = embed_files(untrained, [audio[u] for u in uris], progress=False)
 
     print(json.dumps({
@@ -80,15 +102,19 @@ FRESH_PROCESS = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def trained(trained_experiment):
-    return trained_experiment
+def trained(tmp_path_factory, speechocean762_yml):
+    experiment = tmp_path_factory.mktemp("recipe")
+    (experiment / "config.yml").write_text(RECIPE_CONFIG)
+    result = run_cli("train", experiment, "--database", speechocean762_yml, "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return experiment
 
 
 def test_training_keeps_best_checkpoint_and_summary(trained):
     assert (trained / "checkpoints" / "best.ckpt").is_file()
     assert (trained / "checkpoints" / "last.ckpt").is_file()
     summary = json.loads((trained / "training.json").read_text())
-    assert summary["epochs"] == 3 and summary["steps"] == 60
+    assert summary["epochs"] == 5 and summary["steps"] == 200
     assert summary["num_speakers"] == 125 and summary["batch_size"] == 32
     # AAM classifier weights: 128-d x 125 speakers, trained and saved with the model
     assert summary["loss_parameters"] == 128 * 125
@@ -115,9 +141,9 @@ def test_checkpoint_reloads_in_fresh_process_and_beats_chance(trained, speechoce
     # both pyannote.audio loaders give the same embeddings
     assert report["max_abs_difference"] < 1e-4
     assert report["eer_pretrained_speaker_embedding"] == pytest.approx(report["eer_from_pretrained"], abs=1e-6)
-    # training helps, and beats chance (50 %) by a margin
-    assert report["eer_from_pretrained"] < 0.35
-    assert report["eer_from_pretrained"] < report["eer_untrained"] - 0.05
+    # training helps: the untrained network scores about 20 % here, seeds 0-2 of this recipe 9 to 13 %
+    assert report["eer_untrained"] > 0.15
+    assert report["eer_from_pretrained"] < 0.75 * report["eer_untrained"]
 
 
 def test_evaluate_writes_results_and_det_plot(trained, speechocean762_yml):
@@ -128,7 +154,7 @@ def test_evaluate_writes_results_and_det_plot(trained, speechocean762_yml):
     results = json.loads(results_file.read_text())
     assert results["num_trials"] == 2 * 100 * 45
     assert results["num_files"] == 1000
-    assert 0.0 < results["eer"] < 0.4
+    assert 0.0 < results["eer"] < 0.25
     low, high = results["ci"]["eer"]
     assert low <= results["eer"] <= high
     for key in ("min_dcf_0.01", "min_dcf_0.05"):
