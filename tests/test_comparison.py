@@ -133,7 +133,13 @@ def test_compare_with_seeds_and_conditions(mini_yml, tmp_path):
         ]
         assert float(tiny[column]) == pytest.approx(np.mean(values))
         assert float(tiny[f"{column}_std"]) == pytest.approx(np.std(values, ddof=1))
-        assert values[0] != values[1]
+    # the two seeds were scored separately: their figures differ somewhere. One EER alone can tie between
+    # two near-random tiny models (180 trials of each class: a tie of 91/180 failed this on another CPU).
+    figures = [
+        [run["eer"], run["min_dcf_0.01"]] + [c[k] for c in run["conditions"].values() for k in ("eer", "min_dcf_0.01")]
+        for run in report["runs"]["tiny"]
+    ]
+    assert figures[0] != figures[1]
     for condition in ("colored:10", "reverb"):
         for row in (tiny, baseline):
             assert float(row[f"degradation[{condition}]"]) == pytest.approx(

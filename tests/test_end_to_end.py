@@ -21,6 +21,8 @@ import torch
 
 from helpers import run_cli
 
+pytestmark = pytest.mark.slow  # every test here uses the 200-update training
+
 #: the default recipe (experiments/aam), smaller and without augmentation
 RECIPE_CONFIG = """\
 protocol: SpeechOcean762.SpeakerVerification.Default
