@@ -2,6 +2,7 @@
 
     pyannote-audio-emb prepare speechocean762 [--root DIR] [--download] [--check-audio [--exclude-bad]]
     pyannote-audio-emb prepare voxceleb --root DIR [--trials FILE ...]
+    pyannote-audio-emb prepare folders|kaldi|csv --root DIR_OR_FILE --name NAME [--split 80/10/10]
     pyannote-audio-emb train experiments/aam [PROTOCOL] [--max-epochs N] [--resume] [--devices 2 --strategy ddp]
     pyannote-audio-emb evaluate experiments/aam [PROTOCOL] [--subset test] [--condition noise:5 ...]
     pyannote-audio-emb compare experiments/* [PROTOCOL] [--seeds 3] [--condition ...]
@@ -90,9 +91,24 @@ def _conditions(conditions: Optional[List[str]]):
 @app.command()
 @_user_errors
 def prepare(
-    corpus: str = typer.Argument(..., help="Corpus name: speechocean762 or voxceleb."),
-    root: Optional[Path] = typer.Option(None, help="Corpus root directory (else env variable, then ../shared/data)."),
-    output: Optional[Path] = typer.Option(None, help="Where to write the protocol files. Defaults to data/<corpus> in the repository."),
+    corpus: str = typer.Argument(
+        ..., help="speechocean762 or voxceleb; or the format of your own data: folders, kaldi or csv."
+    ),
+    root: Optional[Path] = typer.Option(
+        None, help="Corpus root; for your own data: the folder of speaker folders (folders), the data directory "
+        "(kaldi), or the manifest file (csv: CSV, TSV or JSON lines)."
+    ),
+    name: Optional[str] = typer.Option(None, help="Your own data: the database name (protocol NAME.SpeakerVerification.Default)."),
+    output: Optional[Path] = typer.Option(
+        None, help="Where to write the protocol files. Defaults to ./data/<corpus or NAME> (data/<corpus> in a source checkout)."
+    ),
+    split: Optional[str] = typer.Option(
+        None, help="Your own data: train/development/test percentages of the speakers, when the input does not say (default 80/10/10)."
+    ),
+    seed: Optional[int] = typer.Option(None, help="Your own data: seed of the split and of the trials (default 0)."),
+    max_trials: Optional[int] = typer.Option(
+        None, "--max-trials", help="Your own data: at most this many development and test trials drawn (default 20000)."
+    ),
     download: bool = typer.Option(False, "--download", help="Download the corpus when it is not found (speechocean762)."),
     trials: Optional[List[Path]] = typer.Option(
         None, "--trials", help="VoxCeleb trial list(s) (veri_test2.txt, list_test_all2.txt, ...) not in --root."
@@ -106,21 +122,29 @@ def prepare(
     workers: Optional[int] = typer.Option(None, help="Parallel readers of audio headers (and decoders with --check-audio)."),
     progress: bool = ProgressOpt,
 ):
-    """Turn a corpus into pyannote.database speaker verification protocols."""
-    from .protocols import prepare_corpus
+    """Turn a corpus, or your own speakers, into pyannote.database speaker verification protocols."""
+    from .protocols import load_registry, prepare_corpus, register
 
     database_yml = prepare_corpus(
         corpus,
         root=root,
+        name=name,
         output_dir=output,
+        split=split,
+        seed=seed,
+        max_trials=max_trials,
         download=download,
         trials=trials,
         check_audio=check_audio,
         exclude_bad=exclude_bad,
         num_workers=workers,
         progress=progress,
+        register_in_cwd=False,
     )
-    typer.echo(f"Protocol files written; registered by {database_yml}")
+    registered = register(database_yml)
+    typer.echo(f"Protocol(s) {', '.join(sorted(load_registry([database_yml])))} written; declared by {database_yml}")
+    if registered is not None:
+        typer.echo(f"Registered in {registered}: train, evaluate and pyannote.database find them from this directory.")
 
 
 @app.command()

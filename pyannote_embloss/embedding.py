@@ -31,6 +31,7 @@ __all__ = [
     "MAX_PIECE_DURATION",
     "LongAudio",
     "open_audio",
+    "load_utterance",
     "iter_embeddings",
     "embed_files",
     "embed_waveform",
@@ -250,14 +251,59 @@ class LazyPiece:
 LONG_FILE_DURATION = 2 * MAX_PIECE_DURATION
 
 
-def open_audio(model: Model, path: str):
-    """A file's waveform: loaded whole, or a :class:`LongAudio` read block by block when it is long"""
+#: a segment that ends less than this before the end of its file (seconds) stands for the whole file
+#: (protocol annotations are rounded down to the millisecond)
+WHOLE_FILE_TOLERANCE = 0.0015
+
+
+def open_audio(model: Model, path: str, segment: Optional[tuple] = None):
+    """An utterance's waveform: a whole file, or a segment of it
+
+    Parameters
+    ----------
+    model : Model
+        Gives the audio reader (sample rate, downmixing).
+    path : str
+        Audio file.
+    segment : (start, end), optional
+        Segment of the file, in seconds. Defaults to the whole file; a segment
+        that covers the file (to the millisecond) is the whole file.
+
+    Returns
+    -------
+    waveform : (channel, sample) torch.Tensor, or LongAudio
+        A long whole file (more than :data:`LONG_FILE_DURATION`) is a
+        :class:`LongAudio`, read block by block.
+    """
     from .audio import audio_duration
 
     duration = audio_duration(path)
+    excerpt = audio_segment(segment, duration)
+    if excerpt is not None:
+        return load_audio(model.audio, str(path), excerpt)
     if duration > LONG_FILE_DURATION:
         return LongAudio(model, path, duration)
     return load_audio(model.audio, str(path))
+
+
+def load_utterance(model: Model, path: str, segment: Optional[tuple] = None) -> torch.Tensor:
+    """An utterance's waveform in memory: the whole file, or its `segment` (as in :func:`open_audio`)"""
+    from .audio import audio_duration
+
+    excerpt = None if segment is None else audio_segment(segment, audio_duration(path))
+    return load_audio(model.audio, str(path), excerpt)
+
+
+def audio_segment(segment: Optional[tuple], duration: float):
+    """The pyannote.core Segment to load from a file of `duration` seconds, or None for the whole file"""
+    from pyannote.core import Segment
+
+    if segment is None:
+        return None
+    start, end = segment
+    if start <= 0 and end >= duration - WHOLE_FILE_TOLERANCE:
+        return None
+    return Segment(max(0.0, start), min(end, duration))
 
 
 @dataclass
@@ -418,8 +464,9 @@ def embed_files(
     progress: bool = True,
     desc: str = "Embedding",
     transform: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None,
+    segments: Optional[Sequence] = None,
 ) -> np.ndarray:
-    """Whole-file embeddings of audio files
+    """Embeddings of audio files, whole or segments of them
 
     Parameters
     ----------
@@ -432,6 +479,10 @@ def embed_files(
     transform : callable, optional
         transform(waveform, i) -> waveform, applied to the i-th file once
         loaded (e.g. a test condition's corruption).
+    segments : sequence of (start, end) or None, optional
+        Segment of each file to embed (None or NaN: the whole file), as in
+        :meth:`pyannote_embloss.evaluation.trials.Trials.segments`. Defaults
+        to whole files.
 
     Returns
     -------
@@ -447,10 +498,13 @@ def embed_files(
     embeddings = np.zeros((len(paths), model.dimension), dtype=np.float32)
     def waveforms():
         for i, path in enumerate(tqdm(paths, desc=desc, unit="file", disable=not progress)):
+            segment = None if segments is None else segments[i]
+            if segment is not None and np.isnan(segment[0]):
+                segment = None
             if transform is None:
-                yield i, open_audio(model, str(path))
+                yield i, open_audio(model, str(path), segment)
             else:
-                yield i, transform(load_audio(model.audio, str(path)), i)
+                yield i, transform(load_utterance(model, str(path), segment), i)
 
     for i, embedding in iter_embeddings(model, waveforms(), window="whole"):
         embeddings[i] = embedding

@@ -410,7 +410,7 @@ def test_command_line(tree, tmp_path):
     result = run_cli("prepare", "voxceleb", "--root", root, "--output", tmp_path / "out",
                      "--trials", tmp_path / "veri_test.txt", "--no-progress")
     assert result.returncode == 0, result.stderr
-    assert "registered by" in result.stdout and str(tmp_path / "out" / "database.yml") in result.stdout
+    assert "declared by" in result.stdout and str(tmp_path / "out" / "database.yml") in result.stdout
     assert lines_of(tmp_path / "out" / "vox1-o.trial") == 10
     assert lines_of(tmp_path / "out" / "vox1-e.trial") == 64
 

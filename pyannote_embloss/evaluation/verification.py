@@ -1,6 +1,6 @@
 """Speaker verification evaluation of a model, or of an experiment, on protocol trials
 
-Every trial file is embedded whole (:func:`pyannote_embloss.embedding.embed_files`),
+Every trial utterance (a file, or a segment of one) is embedded once (:func:`pyannote_embloss.embedding.embed_files`),
 trials are scored by cosine similarity (:meth:`Trials.score`), raw and, with a
 cohort of training speakers, mean-normalised and AS-normalised, and each
 scoring gets its EER, minDCF and bootstrap confidence intervals.
@@ -23,7 +23,7 @@ from ..protocols import get_protocol
 from .metrics import bootstrap_confidence_intervals, detection_metrics
 from .normalization import Cohort, normalizations
 from .report import plot_det_curves, write_json
-from .trials import Trials
+from .trials import MAX_TURN_TRIALS, MIN_TURN_DURATION, Trials, speech_turns
 
 __all__ = ["training_cohort", "evaluate_model", "evaluate_conditions", "evaluate"]
 
@@ -33,31 +33,43 @@ COHORT_FILES_PER_SPEAKER = 4
 TOP_N = 100
 
 
-def training_files(protocol, files_per_speaker: Optional[int] = None) -> tuple[list, list]:
-    """(audio paths, speakers) of single-speaker training files, sorted by uri
+def training_files(protocol, files_per_speaker: Optional[int] = None) -> tuple[list, list, list]:
+    """(audio paths, speakers, segments) of single-speaker training utterances, sorted by uri
+
+    A file with a single speaker is used whole (segment None); a file with
+    several (a conversation) gives its single-speaker speech turns of at
+    least :data:`~pyannote_embloss.evaluation.trials.MIN_TURN_DURATION`.
 
     Parameters
     ----------
     protocol : pyannote.database protocol
     files_per_speaker : int, optional
-        Keep the first files (by uri) of each speaker only. Defaults to all.
+        Keep the first utterances (by uri, then time) of each speaker only. Defaults to all.
     """
     per_speaker: Dict[str, list] = {}
     for file in protocol.train():
         labels = file["annotation"].labels()
+        uri = str(file["uri"])
+        scoped = (lambda label: str(label)) if file["scope"] == "global" else (lambda label: f"{uri}/{label}")
         if len(labels) == 1:
-            per_speaker.setdefault(str(labels[0]), []).append((str(file["uri"]), str(file["audio"])))
-    paths, speakers = [], []
+            per_speaker.setdefault(scoped(labels[0]), []).append((uri, 0.0, str(file["audio"]), None))
+            continue
+        for segment, label in speech_turns(file, MIN_TURN_DURATION):
+            per_speaker.setdefault(scoped(label), []).append(
+                (uri, segment.start, str(file["audio"]), (segment.start, segment.end))
+            )
+    paths, speakers, segments = [], [], []
     for speaker, files in sorted(per_speaker.items()):
-        for _, path in sorted(files)[:files_per_speaker]:
+        for _, _, path, segment in sorted(files, key=lambda f: f[:2])[:files_per_speaker]:
             paths.append(path)
             speakers.append(speaker)
+            segments.append(segment)
     if len(per_speaker) < 2:
         raise DataError(
-            f"Protocol {protocol.name} has {len(per_speaker)} training speaker(s) with single-speaker files: "
+            f"Protocol {protocol.name} has {len(per_speaker)} training speaker(s) with single-speaker speech: "
             "score normalisation needs a cohort of at least 2. Evaluate with --no-norm."
         )
-    return paths, speakers
+    return paths, speakers, segments
 
 
 def training_cohort(
@@ -79,8 +91,8 @@ def training_cohort(
     size : int, optional
         Number of cohort speakers. Defaults to all training speakers.
     """
-    paths, speakers = training_files(protocol, files_per_speaker)
-    embeddings = embed_files(model, paths, progress=progress, desc="Embedding cohort")
+    paths, speakers, segments = training_files(protocol, files_per_speaker)
+    embeddings = embed_files(model, paths, progress=progress, desc="Embedding cohort", segments=segments)
     return Cohort.from_embeddings(embeddings, speakers, size=size)
 
 
@@ -116,7 +128,7 @@ def evaluate_model(
         labels (numpy arrays, not written to JSON).
     """
     if embeddings is None:
-        embeddings = embed_files(model, trials.paths, progress=progress)
+        embeddings = embed_files(model, trials.paths, progress=progress, segments=trials.segments)
     results: dict = {"normalized": {}, "scores": {}}
     for name, normalization in normalizations(cohort, top_n=top_n).items():
         scores = trials.score(embeddings, normalization)
@@ -150,7 +162,7 @@ def evaluate_conditions(
         {condition name: metrics (with "ci", and "scores" as a numpy array)},
         clean excluded.
     """
-    results = {}
+    results, names = {}, trials.names
     for condition in conditions.conditions:
         if condition.is_clean:
             continue
@@ -159,7 +171,8 @@ def evaluate_conditions(
             trials.paths,
             progress=progress,
             desc=f"Embedding ({condition.name})",
-            transform=lambda waveform, i: conditions.corrupt(waveform, condition, trials.uris[i]),
+            transform=lambda waveform, i: conditions.corrupt(waveform, condition, names[i]),
+            segments=trials.segments,
         )
         scores = trials.score(embeddings)
         metrics = detection_metrics(trials.reference, scores)
@@ -179,7 +192,7 @@ def test_conditions(experiment: Experiment, protocol, conditions, noise_dir=None
         return None
     babble = []
     if any(c.noise == "babble" for c in conditions):
-        babble, _ = training_files(protocol, files_per_speaker=2)
+        babble, _, _ = training_files(protocol, files_per_speaker=2)
     test = TestConditions(conditions, noise_dir=noise_dir, rir_dir=rir_dir, babble_files=babble)
     augmentation = experiment.config.get("augmentation")
     if test.noise_files and augmentation:
@@ -188,6 +201,22 @@ def test_conditions(experiment: Experiment, protocol, conditions, noise_dir=None
                 source = NoiseSource(transform["directory"], subset=transform["subset"])
                 check_disjoint(source.paths, test.noise_files)
     return test
+
+
+def experiment_trials(experiment: Experiment, protocol, subset: str) -> Trials:
+    """The trials of `subset`, as the experiment's validation draws them when the protocol has no trial list
+
+    Speech-turn trials (speaker diarization protocols) follow the task's
+    `trial_min_duration` and `max_trials`, so that ``evaluate --subset
+    development`` scores the very trials that picked the best checkpoint.
+    """
+    params = experiment.config["task"].get("params") or {}
+    return Trials.from_protocol(
+        protocol,
+        subset,
+        min_duration=params.get("trial_min_duration", MIN_TURN_DURATION),
+        max_trials=params.get("max_trials", MAX_TURN_TRIALS),
+    )
 
 
 def evaluate(
@@ -256,7 +285,7 @@ def _evaluate(
     checkpoint = experiment.checkpoint(checkpoint)
     model = experiment.load_model(checkpoint, trust=trust_checkpoint)
     loaded = get_protocol(protocol_name, database_yml=database)
-    trials = Trials.from_protocol(loaded, subset)
+    trials = experiment_trials(experiment, loaded, subset)
     corruptions = test_conditions(experiment, loaded, conditions, noise_dir=noise_dir, rir_dir=rir_dir)
     cohort = None
     if normalize:

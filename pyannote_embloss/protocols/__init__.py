@@ -5,9 +5,18 @@
 >>> protocol = get_protocol("SpeechOcean762.SpeakerVerification.Default")
 >>> for trial in protocol.test_trial(): ...
 
-`CORPORA` maps a corpus name (as in ``pyannote-audio-emb prepare <corpus>``) to
-its module, which provides ``prepare``, ``download``, ``find_corpus``,
-``PROTOCOL``, ``DATABASE`` and ``PREPARE_COMMAND``.
+`CORPORA` maps a corpus name or format (as in ``pyannote-audio-emb prepare
+<corpus>``) to its module, which provides ``prepare`` and ``PREPARE_COMMAND``,
+and for known corpora ``find_corpus``, ``PROTOCOL`` and ``DATABASE``. Your
+own data (``folders``, ``kaldi``, ``csv``) becomes ``NAME.SpeakerVerification.Default``
+(:mod:`.own_data`).
+
+Protocols are found where pyannote.database finds them:
+``~/.pyannote/database.yml``, then ``./database.yml``, then the files of the
+``PYANNOTE_DATABASE_CONFIG`` environment variable (";"-separated), later ones
+overriding earlier ones; in a source checkout, the repository's
+``database.yml`` comes first. ``prepare`` registers what it writes under
+the current directory in ``./database.yml`` (see :func:`register`).
 """
 
 from __future__ import annotations
@@ -19,18 +28,22 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+import yaml
 from pyannote.database import FileFinder
 from pyannote.database.protocol.protocol import Preprocessors, Protocol
 from pyannote.database.registry import Registry
 
 from ..errors import ConfigError, CorpusNotFoundError, DataError, DownloadError, MissingFileError
-from ..io import PathLike
-from . import speechocean762, voxceleb
+from ..io import PathLike, atomic_write_text
+from . import folders, kaldi, manifest, speechocean762, voxceleb
 from .speechocean762 import download, find_corpus, prepare
 
+#: the repository's database.yml (only in a source checkout)
 DEFAULT_DATABASE_YML = speechocean762.REPO_ROOT / "database.yml"
+#: pyannote.database's per-user configuration file
+HOME_DATABASE_YML = Path("~/.pyannote/database.yml")
 
-CORPORA = {"speechocean762": speechocean762, "voxceleb": voxceleb}
+CORPORA = {"speechocean762": speechocean762, "voxceleb": voxceleb, "folders": folders, "kaldi": kaldi, "csv": manifest}
 
 __all__ = [
     "CORPORA",
@@ -44,6 +57,7 @@ __all__ = [
     "prepare",
     "prepare_corpus",
     "prepare_if_missing",
+    "register",
 ]
 
 
@@ -52,7 +66,7 @@ def _prepare_hint(database: Optional[str] = None) -> str:
     commands = [
         f"`{module.PREPARE_COMMAND}`"
         for module in CORPORA.values()
-        if database is None or module.DATABASE == database
+        if (database is None and module.DATABASE) or (database is not None and module.DATABASE == database)
     ]
     if not commands:
         return ""
@@ -71,24 +85,39 @@ def _known_corpus_hint(database: str) -> str:
 
 
 def database_ymls(database_yml: Optional[PathLike] = None) -> List[Path]:
-    """pyannote.database configuration files to load
+    """pyannote.database configuration files to load, in loading order (later ones override)
 
     Parameters
     ----------
     database_yml : str or Path, optional
-        Configuration file. Defaults to the PYANNOTE_DATABASE_CONFIG
-        environment variable (";"-separated paths) when set, else to the
-        repository's database.yml.
+        Configuration file. Defaults to those pyannote.database loads:
+        ~/.pyannote/database.yml, ./database.yml, then the
+        PYANNOTE_DATABASE_CONFIG environment variable (";"-separated paths),
+        preceded, in a source checkout, by the repository's database.yml.
 
     Returns
     -------
     paths : list of Path
+        Existing files, and those PYANNOTE_DATABASE_CONFIG names (whether they exist or not).
     """
     if database_yml is not None:
         return [Path(database_yml).expanduser()]
     env = os.environ.get("PYANNOTE_DATABASE_CONFIG", "")
-    paths = [Path(path).expanduser() for path in env.split(";") if path.strip()]
-    return paths or [DEFAULT_DATABASE_YML]
+    paths = [path for path in (HOME_DATABASE_YML.expanduser(), Path.cwd() / "database.yml") if path.is_file()]
+    paths += [Path(path).expanduser() for path in env.split(";") if path.strip()]
+    if DEFAULT_DATABASE_YML.is_file() and DEFAULT_DATABASE_YML.resolve() not in {p.resolve() for p in paths}:
+        paths.insert(0, DEFAULT_DATABASE_YML)
+    return paths
+
+
+def _searched(paths: List[Path]) -> str:
+    """Where protocols were looked for, for error messages"""
+    if paths:
+        return ", ".join(repr(str(path)) for path in paths)
+    return (
+        f"none of {HOME_DATABASE_YML}, ./database.yml ({Path.cwd() / 'database.yml'}) or $PYANNOTE_DATABASE_CONFIG "
+        "exists"
+    )
 
 
 def load_registry(paths: List[Path]) -> Registry:
@@ -206,9 +235,8 @@ def get_protocol(
     name : str
         Protocol name, e.g. "SpeechOcean762.SpeakerVerification.Default".
     database_yml : str or Path, optional
-        pyannote.database configuration file. Defaults to the
-        PYANNOTE_DATABASE_CONFIG environment variable when set, else to the
-        repository's database.yml.
+        pyannote.database configuration file. Defaults to those
+        pyannote.database loads (see :func:`database_ymls`).
     preprocessors : dict, optional
         Protocol preprocessors, added to (or overriding) the default
         {"audio": FileFinder(registry)}.
@@ -246,9 +274,11 @@ def get_protocol(
     if name not in known:
         database = name.split(".")[0]
         raise DataError(
-            f"Unknown protocol '{name}' in {', '.join(repr(str(path)) for path in paths)}. "
+            f"Unknown protocol '{name}' (looked in {_searched(paths)}). "
             f"Known protocols: {', '.join(known) or 'none'}."
-            + _known_corpus_hint(database)
+            + (_known_corpus_hint(database) or
+               " Declare it in one of those files, pass --database FILE, or prepare it with "
+               "`pyannote-audio-emb prepare folders|kaldi|csv --name NAME` from this directory.")
         )
     default_audio = preprocessors is None or "audio" not in preprocessors
     check_protocol_files(registry, name, audio=default_audio)
@@ -257,42 +287,129 @@ def get_protocol(
     return registry.get_protocol(name, preprocessors=all_preprocessors)
 
 
-def prepare_corpus(corpus: str, trials=None, **options) -> Path:
-    """``pyannote-audio-emb prepare CORPUS``: write a known corpus' protocols
+def prepare_corpus(corpus: str, trials=None, register_in_cwd: bool = True, **options) -> Path:
+    """``pyannote-audio-emb prepare CORPUS``: write a corpus' protocols, and register them
 
     Parameters
     ----------
     corpus : str
-        A key of :data:`CORPORA`.
+        A key of :data:`CORPORA`: a known corpus, or the format of your own
+        data (folders, kaldi, csv).
     trials : list of Path, optional
         Trial lists given explicitly (VoxCeleb only).
+    register_in_cwd : bool, optional
+        Register the written protocols in ./database.yml (:func:`register`).
+        Defaults to True.
     **options
         root, output_dir, download, check_audio, exclude_bad, num_workers,
-        progress: see the corpus module's ``prepare``.
+        progress, and for your own data name, split, seed, max_trials: see
+        the module's ``prepare``.
 
     Returns
     -------
     database_yml : Path
     """
     if corpus not in CORPORA:
-        raise ConfigError(f"Unknown corpus '{corpus}'. Known corpora: {', '.join(CORPORA)}.")
+        raise ConfigError(f"Unknown corpus '{corpus}'. Known corpora and formats: {', '.join(CORPORA)}.")
     module = CORPORA[corpus]
+    parameters = inspect.signature(module.prepare).parameters
     if trials:
-        if "trials" not in inspect.signature(module.prepare).parameters:
+        if "trials" not in parameters:
             raise ConfigError(f"--trials is not an option of `prepare {corpus}` (its trials are generated).")
         options["trials"] = trials
-    if options.get("download") and "download" not in inspect.signature(module.prepare).parameters:
+    if options.get("download") and "download" not in parameters:
         raise ConfigError(f"`prepare {corpus}` cannot download the corpus: get it yourself and pass --root.")
-    options = {k: v for k, v in options.items() if k in inspect.signature(module.prepare).parameters}
-    return module.prepare(**options)
+    for option in ("name", "split", "max_trials"):
+        if options.get(option) is not None and option not in parameters:
+            raise ConfigError(f"--{option.replace('_', '-')} is an option of `prepare folders|kaldi|csv`, not of `prepare {corpus}`.")
+    options = {k: v for k, v in options.items() if k in parameters and v is not None}
+    yml = module.prepare(**options)
+    if register_in_cwd:
+        register(yml)
+    return yml
+
+
+def _list_files(registry: Registry, name: str) -> set:
+    """Resolved paths of the lists a protocol is made of"""
+    found = _protocol_config(registry, name)
+    if found is None:
+        return set()
+    yml, entries = found
+    paths = set()
+    for subset_entries in entries.values():
+        if isinstance(subset_entries, dict):
+            for value in subset_entries.values():
+                if isinstance(value, str) and not _is_template(value):
+                    path = Path(value).expanduser()
+                    paths.add((path if path.is_absolute() else yml.parent / path).resolve())
+    return paths
+
+
+def register(database_yml: PathLike) -> Optional[Path]:
+    """Make the protocols of a written database.yml found from the current directory
+
+    Adds `database_yml` to the ``Requirements:`` of ./database.yml (created
+    when missing), which pyannote.database, pyannote.audio and this plugin
+    load from this directory, unless
+
+    - every protocol it declares is already found there, with the same files
+      (e.g. the repository's own database.yml declares SpeechOcean762), or
+    - `database_yml` is not under the current directory (then use
+      ``--database`` or PYANNOTE_DATABASE_CONFIG).
+
+    Returns
+    -------
+    path : Path or None
+        ./database.yml when it was changed.
+    """
+    database_yml = Path(database_yml).absolute()
+    cwd_yml = Path.cwd() / "database.yml"
+    if cwd_yml.absolute() == database_yml or not database_yml.is_relative_to(Path.cwd()):
+        return None
+    declared = load_registry([database_yml])
+    try:
+        current = load_registry(database_ymls())
+    except (MissingFileError, DataError):
+        current = None
+    if current is not None and all(
+        name in current and _list_files(current, name) == _list_files(declared, name) for name in declared
+    ):
+        return None
+    relative = os.path.relpath(database_yml, Path.cwd())
+    if not cwd_yml.is_file():
+        text = (
+            "# pyannote.database configuration (see pyannote.database's README): protocols declared by the files\n"
+            "# below are found from this directory. `pyannote-audio-emb prepare` adds what it writes here.\n"
+            f"Requirements:\n  - {relative}\n"
+        )
+    else:
+        text = cwd_yml.read_text()
+        config = yaml.safe_load(text) or {}
+        requirements = config.get("Requirements") or []
+        requirements = [requirements] if isinstance(requirements, str) else list(requirements)
+        if any((cwd_yml.parent / r).resolve() == database_yml.resolve() for r in requirements):
+            return None
+        lines = text.splitlines(keepends=True)
+        block = [n for n, line in enumerate(lines) if line.rstrip() == "Requirements:"]
+        if "Requirements" not in config:
+            text = text + ("" if text.endswith("\n") or not text else "\n") + f"Requirements:\n  - {relative}\n"
+        elif block:
+            lines.insert(block[0] + 1, f"  - {relative}\n")
+            text = "".join(lines)
+        else:
+            config["Requirements"] = requirements + [relative]
+            text = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    atomic_write_text(cwd_yml, text)
+    return cwd_yml
 
 
 def prepare_if_missing(name: str, database_yml: Optional[PathLike] = None) -> bool:
     """Generate the files of a known corpus' protocol when they are missing
 
-    Only for the repository's own database.yml (the default), and only when
-    the corpus is on this machine (:func:`find_corpus`: nothing is downloaded),
-    so that ``pyannote-audio-emb train experiments/aam`` works on a fresh clone
+    Only when the protocol is the repository's own (its database.yml
+    declares it) or is declared nowhere, and only when the corpus is on this
+    machine (:func:`find_corpus`: nothing is downloaded), so that
+    ``pyannote-audio-emb train experiments/aam`` works on a fresh clone
     without a separate ``prepare`` step. In every other case nothing happens,
     and :func:`get_protocol` reports what is missing and how to get it.
 
@@ -308,23 +425,30 @@ def prepare_if_missing(name: str, database_yml: Optional[PathLike] = None) -> bo
     prepared : bool
         Whether the files were generated.
     """
-    paths = database_ymls(database_yml)
-    if [path.resolve() for path in paths] != [DEFAULT_DATABASE_YML.resolve()]:
-        return False
     database = name.split(".")[0]
-    module = next((m for m in CORPORA.values() if m.DATABASE == database), None)
+    module = next((m for m in CORPORA.values() if m.DATABASE and m.DATABASE == database), None)
     if module is None:
         return False
-    try:
-        check_protocol_files(load_registry(paths), name)
+    if database_yml is not None and Path(database_yml).expanduser().resolve() != DEFAULT_DATABASE_YML.resolve():
         return False
+    try:
+        registry = load_registry(database_ymls(database_yml))
     except (MissingFileError, DataError):
-        pass
+        return False
+    found = _protocol_config(registry, name)
+    if found is not None:
+        if found[0].resolve() != DEFAULT_DATABASE_YML.resolve():
+            return False
+        try:
+            check_protocol_files(registry, name)
+            return False
+        except (MissingFileError, DataError):
+            pass
     try:
         root = module.find_corpus()
     except CorpusNotFoundError:  # get_protocol will say how to get the corpus
         return False
     print(f"{name}: protocol files are missing; generating them from '{root}' "
           f"(as `{module.PREPARE_COMMAND}` does).", file=sys.stderr, flush=True)
-    module.prepare(root=root)
+    register(module.prepare(root=root))
     return True

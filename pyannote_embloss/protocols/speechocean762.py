@@ -46,6 +46,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 from ..errors import ConfigError, CorpusNotFoundError, DataError, MissingFileError, OutputExistsError
 from ..io import PathLike
 from .download import download_archive
+from .kaldi import read_kaldi_map
 from .writer import ProtocolWriter, Utterance, escape_template, make_trials, screen_audio, with_durations
 
 PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
@@ -70,8 +71,10 @@ SEED = 762
 
 
 def default_output_dir() -> Path:
-    """Default `prepare` output directory: data/speechocean762 in the repository"""
-    return REPO_ROOT / "data" / "speechocean762"
+    """Default `prepare` output directory: data/speechocean762 in the repository of a source checkout
+    (its database.yml refers to it), else under the current directory"""
+    base = REPO_ROOT if (REPO_ROOT / "database.yml").is_file() else Path.cwd()
+    return base / "data" / "speechocean762"
 
 
 def how_to_get() -> str:
@@ -222,40 +225,6 @@ def download(
 
 # ---------------------------------------------------------------------------
 # reading the corpus
-
-
-def read_kaldi_map(path: Path) -> Dict[str, str]:
-    """Read a Kaldi "key value" list (wav.scp, utt2spk, ...)
-
-    Parameters
-    ----------
-    path : Path
-        List file.
-
-    Returns
-    -------
-    mapping : dict
-        {key: value}, value being the rest of the line (stripped).
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        When the file is missing, a line has no value or a key is repeated.
-    """
-    if not path.is_file():
-        raise MissingFileError(f"Missing corpus list '{path}'.")
-    mapping: Dict[str, str] = dict()
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split(maxsplit=1)
-        if len(fields) != 2:
-            raise DataError(f"{path}, line {number}: expected 'key value', got '{line}'.")
-        key, value = fields[0], fields[1].strip()
-        if key in mapping:
-            raise DataError(f"{path}, line {number}: '{key}' is listed twice.")
-        mapping[key] = value
-    return mapping
 
 
 def _uri(relative: str, wav_scp: Path, utt: str) -> Tuple[str, str]:

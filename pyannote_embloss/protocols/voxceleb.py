@@ -168,8 +168,10 @@ class TrialList(NamedTuple):
 
 
 def default_output_dir() -> Path:
-    """Default `prepare` output directory: data/voxceleb in the repository"""
-    return REPO_ROOT / "data" / "voxceleb"
+    """Default `prepare` output directory: data/voxceleb in the repository of a source checkout
+    (its database.yml refers to it), else under the current directory"""
+    base = REPO_ROOT if (REPO_ROOT / "database.yml").is_file() else Path.cwd()
+    return base / "data" / "voxceleb"
 
 
 def how_to_get() -> str:

@@ -4,10 +4,11 @@ A corpus module (SpeechOcean762, VoxCeleb, ...) only reads its corpus and
 decides the split and the trials; this module writes, for any corpus::
 
     <key>.lst      uris of a subset                    (one per line)
-    <key>.rttm     one speech turn per file, labelled with its speaker
-    <key>.uem      the whole file is annotated
+    <key>.rttm     one speech turn per utterance, labelled with its speaker
+    <key>.uem      the utterance's turn is annotated (the whole file, or its segment)
     <key>.trial    "1|0 uri1 uri2" per line
     database.yml   "Databases:" audio template(s) + "Protocols:" entries
+    audio/<uri>    links to the audio files, when no audio template is given
 
 >>> writer = ProtocolWriter("data/mycorpus", database="MyCorpus", audio="/corpus/wav/{uri}.wav")
 >>> writer.add_subset("train", train_utterances)
@@ -23,10 +24,8 @@ content changed: writing the same protocols again changes nothing.
 
 from __future__ import annotations
 
-import itertools
 import os
-import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -50,13 +49,19 @@ __all__ = [
 
 SUBSETS = ("train", "development", "test")
 
+#: folder of `output_dir` where utterances' audio files are linked (see ProtocolWriter's `audio`)
+AUDIO_LINKS = "audio"
+
+#: how far (seconds) a segment may end past the duration in its file's header (MP3 headers are approximate)
+SEGMENT_TOLERANCE = 0.05
+
 #: (reference, uri1, uri2): reference is 1 for a target trial (same speaker), 0 otherwise
 Trial = Tuple[int, str, str]
 
 
 @dataclass(frozen=True)
 class Utterance:
-    """One audio file of a corpus, holding a single speaker
+    """One utterance of a corpus: an audio file, or a segment of one, holding a single speaker
 
     Parameters
     ----------
@@ -68,13 +73,29 @@ class Utterance:
     path : Path
         Absolute path to the audio file.
     duration : float, optional
-        Duration in seconds (from the audio header). Needed to write a subset.
+        Duration in seconds of the audio file (from its header). Needed to
+        write a subset of whole files.
+    start, end : float, optional
+        The utterance is the segment [start, end] of the file (seconds).
+        Defaults to the whole file.
     """
 
     uri: str
     speaker: str
     path: Path
     duration: Optional[float] = None
+    start: Optional[float] = None
+    end: Optional[float] = None
+
+    @property
+    def is_segment(self) -> bool:
+        return self.start is not None
+
+    def turn(self) -> Tuple[float, float]:
+        """(start, end) of the utterance's speech in its file, in seconds"""
+        if self.is_segment:
+            return float(self.start), float(self.end)
+        return 0.0, float(self.duration)
 
 
 def seconds(duration: float) -> str:
@@ -98,15 +119,20 @@ def write_if_changed(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def make_trials(utterances: Sequence[Utterance], seed: Union[int, str]) -> List[Trial]:
-    """Every target trial, and as many random non-target trials
+def make_trials(
+    utterances: Sequence[Utterance], seed: Union[int, str], max_trials: Optional[int] = None
+) -> List[Trial]:
+    """Every target trial (up to a cap), and as many random non-target trials
 
     Parameters
     ----------
     utterances : sequence of Utterance
         Files of the subset.
     seed : int or str
-        Seed for drawing non-target pairs.
+        Seed for drawing non-target pairs (and target pairs beyond the cap).
+    max_trials : int, optional
+        At most this many trials (half of them target trials). Defaults to
+        every target trial.
 
     Returns
     -------
@@ -117,30 +143,34 @@ def make_trials(utterances: Sequence[Utterance], seed: Union[int, str]) -> List[
     Raises
     ------
     DataError
-        When there are too few speakers for as many non-target as target trials.
+        When no speaker has two utterances, or there is a single speaker.
+
+    See also
+    --------
+    pyannote_embloss.pairs.draw_pairs
     """
-    uris = sorted(u.uri for u in utterances)
-    speaker = {u.uri: u.speaker for u in utterances}
-    by_speaker = group_by_speaker(utterances)
-    targets = [
-        (a.uri, b.uri) for group in by_speaker.values() for a, b in itertools.combinations(group, 2)
-    ]
-    num_pairs = len(uris) * (len(uris) - 1) // 2
-    if len(targets) > num_pairs - len(targets):
-        raise DataError(
-            f"Cannot draw {len(targets)} distinct non-target trials among {len(by_speaker)} speakers "
-            f"({num_pairs - len(targets)} non-target pairs exist): use more speakers."
-        )
+    from ..pairs import draw_pairs
 
-    rng = random.Random(seed)
-    non_targets = set()
-    while len(non_targets) < len(targets):
-        uri1, uri2 = sorted(rng.sample(uris, 2))
-        if speaker[uri1] != speaker[uri2]:
-            non_targets.add((uri1, uri2))
-
-    trials = [(1, *pair) for pair in targets] + [(0, *pair) for pair in non_targets]
+    utterances = sorted(utterances, key=lambda u: u.uri)
+    pairs = draw_pairs([u.speaker for u in utterances], seed=seed, max_trials=max_trials)
+    trials = [(reference, utterances[i].uri, utterances[j].uri) for reference, i, j in pairs]
     return sorted(trials, key=lambda trial: (trial[1], trial[2]))
+
+
+def _check_turn(utterance: Utterance) -> None:
+    """Refuse an utterance without duration, or a segment outside its file"""
+    if not utterance.is_segment:
+        if utterance.duration is None or not utterance.duration > 0:
+            raise DataError(f"'{utterance.path}' (uri '{utterance.uri}') has no positive duration.")
+        return
+    start, end = utterance.turn()
+    if not 0 <= start < end:
+        raise DataError(f"Segment [{start}, {end}] of '{utterance.path}' (uri '{utterance.uri}') is empty or negative.")
+    if utterance.duration is not None and end > utterance.duration + SEGMENT_TOLERANCE:
+        raise DataError(
+            f"Segment [{start:g}, {end:g}] of '{utterance.path}' (uri '{utterance.uri}') ends after the end of "
+            f"its file ({utterance.duration:g} s)."
+        )
 
 
 def _check_uri(uri: str) -> None:
@@ -159,9 +189,13 @@ class ProtocolWriter:
         Where to write the files. Created when missing.
     database : str
         Database name (first part of the protocol names, e.g. "VoxCeleb").
-    audio : str or list of str
+    audio : str or list of str, optional
         pyannote.database audio template(s), e.g. "/corpus/wav/{uri}.wav".
         Braces of literal paths must be escaped (:func:`escape_template`).
+        Defaults to linking the audio of each utterance as
+        `output_dir`/audio/<uri> (a symbolic link to its file), with the
+        template `output_dir`/audio/{uri}: any path works then, whatever its
+        folder, name or format, and segments of a file each get a uri.
     header : str, optional
         Comment written at the top of database.yml (without "#").
     relative_to : str or Path, optional
@@ -173,7 +207,7 @@ class ProtocolWriter:
         self,
         output_dir: PathLike,
         database: str,
-        audio: Union[str, Sequence[str]],
+        audio: Union[str, Sequence[str], None] = None,
         header: str = "",
         relative_to: Optional[PathLike] = None,
     ):
@@ -183,6 +217,9 @@ class ProtocolWriter:
                 f"Output directory '{self.output_dir}' contains braces, which pyannote.database reads as placeholders."
             )
         self.database = database
+        self.link_audio = audio is None
+        if audio is None:
+            audio = f"{escape_template(self.output_dir / AUDIO_LINKS)}/{{uri}}"
         self.audio = audio if isinstance(audio, str) else list(audio)
         self.header = header
         self.relative_to = relative_to
@@ -216,16 +253,18 @@ class ProtocolWriter:
             _check_uri(utterance.uri)
             if utterance.uri == previous:
                 raise DataError(f"uri '{utterance.uri}' is listed twice in subset '{key}' of {self.database}.")
-            if utterance.duration is None or not utterance.duration > 0:
-                raise DataError(f"'{utterance.path}' (uri '{utterance.uri}') has no positive duration.")
+            _check_turn(utterance)
             previous = utterance.uri
-        durations = [seconds(u.duration) for u in utterances]
+        turns = [utterance.turn() for utterance in utterances]
         self._subsets[key] = utterances
         self._files[f"{key}.lst"] = "".join(f"{u.uri}\n" for u in utterances)
         self._files[f"{key}.rttm"] = "".join(
-            f"SPEAKER {u.uri} 1 0.000 {d} <NA> <NA> {u.speaker} <NA> <NA>\n" for u, d in zip(utterances, durations)
+            f"SPEAKER {u.uri} 1 {seconds(start)} {seconds(end - start)} <NA> <NA> {u.speaker} <NA> <NA>\n"
+            for u, (start, end) in zip(utterances, turns)
         )
-        self._files[f"{key}.uem"] = "".join(f"{u.uri} 1 0.000 {d}\n" for u, d in zip(utterances, durations))
+        self._files[f"{key}.uem"] = "".join(
+            f"{u.uri} 1 {seconds(start)} {seconds(end)}\n" for u, (start, end) in zip(utterances, turns)
+        )
 
     def add_trials(self, key: str, trials: Sequence[Trial]) -> None:
         """Add the file `key`.trial
@@ -336,11 +375,38 @@ class ProtocolWriter:
         if not self._protocols:
             raise DataError(f"No protocol was declared for {self.database}: nothing to write.")
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.link_audio:
+            self._link_audio()
         for filename, text in self._files.items():
             write_if_changed(self.output_dir / filename, text)
         yml = self.output_dir / name
         write_if_changed(yml, self.database_yml())
         return yml
+
+    def _link_audio(self) -> None:
+        """Link each utterance's file as `output_dir`/audio/<uri> (links that already point there are kept)"""
+        root = self.output_dir / AUDIO_LINKS
+        targets: Dict[str, str] = {}
+        for utterances in self._subsets.values():
+            for u in utterances:
+                target = str(Path(u.path).absolute())
+                if targets.setdefault(u.uri, target) != target:
+                    raise DataError(f"uri '{u.uri}' stands for two files: '{targets[u.uri]}' and '{target}'.")
+        made = set()
+        for uri, target in targets.items():
+            link = root / uri
+            if link.parent not in made:
+                link.parent.mkdir(parents=True, exist_ok=True)
+                made.add(link.parent)
+            try:
+                if os.readlink(link) == target:
+                    continue
+            except OSError:  # missing (or not a link: replaced below)
+                pass
+            temporary = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+            temporary.unlink(missing_ok=True)
+            os.symlink(target, temporary)
+            os.replace(temporary, link)
 
     @property
     def protocols(self) -> List[str]:
@@ -369,7 +435,7 @@ def with_durations(
     from ..audio import read_durations
 
     durations = read_durations([u.path for u in utterances], num_workers=num_workers, cache=cache, progress=progress)
-    return [Utterance(u.uri, u.speaker, u.path, duration) for u, duration in zip(utterances, durations)]
+    return [replace(u, duration=duration) for u, duration in zip(utterances, durations)]
 
 
 def screen_audio(

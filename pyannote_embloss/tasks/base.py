@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from pyannote.audio.core.task import (
     Problem,
     Resolution,
+    Scopes,
     Specifications,
     Subsets,
     Task,
@@ -27,16 +28,15 @@ from pyannote.audio.tasks.embedding.mixins import (
 )
 from pyannote.core import Segment
 from pyannote.database import Protocol
-from pyannote.database.protocol import SpeakerVerificationProtocol
 
 from torch.utils.data import DataLoader, default_collate
 from torchmetrics import Metric
 
 from ..audio import AudioDecodingError, load_audio
 from ..augmentation import Augmentation, chunk_with_speed, speed_classes
-from ..embedding import iter_embeddings
+from ..embedding import iter_embeddings, load_utterance
 from ..errors import ConfigError, DataError
-from ..evaluation.trials import Trials
+from ..evaluation.trials import MAX_TURN_TRIALS, MIN_TURN_DURATION, Trials
 from ..losses import get_loss_class
 from .prepared_data import prepare_protocol_data
 from .validation import TrialEqualErrorRate
@@ -111,6 +111,14 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         Training files that fail to decode are skipped (and reported in
         `training.json`), until they are more than this share of the training
         files: then training stops with an error listing them. Defaults to 0.001.
+    trial_min_duration : float, optional
+        For protocols without development trials (speaker diarization
+        protocols), development trials are drawn between the speech turns of
+        the development subset that last at least this long, in seconds
+        (:meth:`~pyannote_embloss.evaluation.trials.Trials.from_turns`). Defaults to 1 s.
+    max_trials : int, optional
+        At most this many development trials drawn from speech turns.
+        Defaults to 20,000.
     metric : optional
         Validation metric. Defaults to the equal error rate of development trials.
     """
@@ -131,9 +139,13 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         pin_memory: bool = False,
         augmentation: Optional[dict] = None,
         max_bad_files: float = 0.001,
+        trial_min_duration: float = MIN_TURN_DURATION,
+        max_trials: int = MAX_TURN_TRIALS,
         metric: Union[Metric, Sequence[Metric], Dict[str, Metric]] = None,
         **loss_params,
     ):
+        self.trial_min_duration = trial_min_duration
+        self.max_trials = max_trials
         self.augmentation_config = augmentation
         self.augmentation_ = None
         self.max_bad_files = max_bad_files
@@ -190,12 +202,20 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
             np.savez_compressed(cache_file, **prepared_data)
 
     def prepare_validation(self, prepared_dict: Dict):
-        """Cache development trials as plain arrays (fix for unpicklable ProtocolFile)"""
-        if not isinstance(self.protocol, SpeakerVerificationProtocol):
-            return
+        """Cache development trials as plain arrays (fix for unpicklable ProtocolFile)
+
+        Trials are the protocol's development trial list or, without one (a
+        speaker diarization protocol), drawn between the development subset's
+        speech turns.
+        """
         try:
-            trials = Trials.from_protocol(self.protocol, "development")
-        except DataError:  # no development trials: train without validation
+            trials = Trials.from_protocol(
+                self.protocol, "development", min_duration=self.trial_min_duration, max_trials=self.max_trials
+            )
+        except DataError as error:  # no development trials: train without validation
+            warnings.warn(
+                f"No development trials ({error}): training runs without validation, and best.ckpt is the last epoch."
+            )
             return
         prepared_dict.update(trials.to_arrays(VALIDATION))
 
@@ -204,21 +224,16 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         Task.setup(self, stage)
 
         data = self.prepared_data
-        labels = data["metadata-labels"]
         train = subset_file_ids(data, "train")
         segments = data["annotations-segments"]
         segments = segments[np.isin(segments["file_id"], train)]
+        classes = training_classes(data, segments)
 
         per_class: Dict[str, Dict[int, list]] = {}
-        for file_id, start, end, label in zip(
-            segments["file_id"],
-            segments["start"],
-            segments["end"],
-            segments["global_label_idx"],
-        ):
-            if end <= start or label < 0:
+        for file_id, start, end, klass in zip(segments["file_id"], segments["start"], segments["end"], classes):
+            if end <= start or klass is None:
                 continue
-            per_file = per_class.setdefault(str(labels[label]), {})
+            per_file = per_class.setdefault(klass, {})
             per_file.setdefault(int(file_id), []).append(Segment(float(start), float(end)))
 
         if not per_class:
@@ -350,7 +365,9 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
 
     def val__getitem__(self, idx):
         path = str(self.prepared_data[f"{VALIDATION}-audio"][idx])
-        return {"X": load_audio(self.model.audio, path), "file": idx}
+        segments = self.prepared_data.get(f"{VALIDATION}-segments")
+        segment = None if segments is None or np.isnan(segments[idx][0]) else tuple(segments[idx])
+        return {"X": load_utterance(self.model, path, segment), "file": idx}
 
     def val__len__(self):
         if not self.has_validation_trials:
@@ -496,9 +513,38 @@ def check_loss_params(name: str, params: Dict[str, Any]) -> Dict[str, Any]:
         raise ConfigError(
             f"Unknown parameter(s) {unknown} for task '{name}': its loss takes "
             f"{', '.join(known) if known else 'no parameter'}, and the task takes duration, min_duration, "
-            "num_classes_per_batch, num_chunks_per_class, batches_per_epoch, num_workers, pin_memory."
+            "num_classes_per_batch, num_chunks_per_class, batches_per_epoch, num_workers, pin_memory, "
+            "max_bad_files, trial_min_duration, max_trials."
         )
     return dict(params)
+
+
+def training_classes(prepared_data: Dict, segments: np.ndarray) -> list:
+    """The class (speaker) of each training speech turn, by the scope of its file
+
+    With ``scope: global`` a label names the same speaker in every file; with
+    ``scope: database`` within a database; with ``scope: file`` only within
+    its file, so that each (file, label) is a class of its own. None for
+    unlabelled turns.
+    """
+    metadata = prepared_data["audio-metadata"]
+    values = prepared_data["metadata-values"]
+    databases = (values.item() if isinstance(values, np.ndarray) else values)["database"]
+    scopes = metadata["scope"][segments["file_id"]]
+    global_labels = prepared_data["metadata-labels"]
+    classes = []
+    for segment, scope in zip(segments, scopes):
+        if Scopes[scope] == "global":
+            label = segment["global_label_idx"]
+            classes.append(None if label < 0 else str(global_labels[label]))
+        elif Scopes[scope] == "database":
+            database = databases[metadata["database"][segment["file_id"]]]
+            label = segment["database_label_idx"]
+            labels = prepared_data[f"metadata-{database}-labels"]
+            classes.append(None if label < 0 else f"{database}/{labels[label]}")
+        else:
+            classes.append(f"{prepared_data['audio-path'][segment['file_id']]}#{segment['file_label_idx']}")
+    return classes
 
 
 def subset_file_ids(prepared_data: Dict, subset: str) -> np.ndarray:
