@@ -20,11 +20,14 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["pyannote_embloss", "pyannote_embloss.*"]),
+    package_data={"pyannote_embloss": ["recipes/*.yml"]},
     install_requires=[
-        "torch==2.9.1",
-        "torchaudio==2.9.1",
+        # compatible ranges, so that the plugin installs beside an existing pyannote.audio stack;
+        # .ci/constraints.txt pins the exact set that CI tests
+        "torch>=2.9,<2.10",
+        "torchaudio>=2.9,<2.10",
         "torchcodec>=0.8,<0.9",
-        "pyannote.audio==4.0.7",
+        "pyannote.audio>=4.0.7,<4.1",
         "pytorch-metric-learning>=2.8",
         "lightning>=2.4",
         "typer>=0.12",

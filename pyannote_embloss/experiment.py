@@ -23,6 +23,7 @@ and training writes `checkpoints/` (`best.ckpt`, `last.ckpt`), `logs/` and
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -30,6 +31,8 @@ from typing import Any, Dict, Optional
 import yaml
 
 CONFIG = "config.yml"
+#: the default recipe, which `train NEW_DIR PROTOCOL` starts from (experiments/aam/config.yml links to it)
+DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "aam.yml"
 SECTIONS = {
     "protocol",
     "seed",
@@ -47,6 +50,7 @@ SECTIONS = {
 
 
 from .errors import ConfigError, MissingFileError
+from .io import atomic_write_text
 
 
 def _section(config: dict, key: str, path: Path, default_name: Optional[str] = None) -> dict:
@@ -110,6 +114,41 @@ class Experiment:
     config: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
+    def create(cls, directory, protocol: str) -> "Experiment":
+        """A new experiment directory holding the default recipe (:data:`DEFAULT_RECIPE`) for `protocol`
+
+        The recipe is experiments/aam's: SincTDNN with a log-mel front-end,
+        additive angular margin, one-cycle AdamW, margin schedule, speed
+        perturbation, babble and reverberation (its comments say why).
+
+        Raises
+        ------
+        ConfigError
+            When `directory` exists and is not empty.
+        """
+        directory = Path(directory)
+        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+            raise ConfigError(
+                f"No {CONFIG} in '{directory}', which is not empty: create one there "
+                f"(e.g. a copy of {DEFAULT_RECIPE}), or name a new directory to start from the default recipe."
+            )
+        text = re.sub(r"^protocol: .*$", f"protocol: {protocol}", DEFAULT_RECIPE.read_text(), count=1, flags=re.M)
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(directory / CONFIG, text)
+        return cls.load(directory)
+
+    @classmethod
+    def load_or_create(cls, directory, protocol: Optional[str] = None) -> "Experiment":
+        """:meth:`load` the experiment, or :meth:`create` it with the default recipe when `directory` is new
+
+        A directory without config.yml gets the default recipe when a
+        `protocol` is given (and it is new or empty); otherwise, as :meth:`load`.
+        """
+        if protocol is not None and not (Path(directory) / CONFIG).exists():
+            return cls.create(directory, protocol)
+        return cls.load(directory)
+
+    @classmethod
     def load(cls, directory) -> "Experiment":
         """Read and validate `directory/config.yml`
 
@@ -126,7 +165,8 @@ class Experiment:
         if not path.is_file():
             raise ConfigError(
                 f"No {CONFIG} in experiment directory '{directory}': create one "
-                "(see experiments/aam/config.yml for an example)."
+                f"(see experiments/aam/config.yml for an example: {DEFAULT_RECIPE}), or give `train` a new "
+                "directory and a protocol to start from the default recipe."
             )
         try:
             config = yaml.safe_load(path.read_text())

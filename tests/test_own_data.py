@@ -480,3 +480,24 @@ def test_file_scope_labels_pair_within_files_and_train_per_file(corpus_root, tmp
     model.setup()
     assert len(task.speakers) == 8 * 3  # every (conversation, label) is a class
     assert task.has_validation_trials
+
+
+def test_a_new_experiment_directory_starts_from_the_default_recipe(tmp_path):
+    import yaml
+
+    from pyannote_embloss.errors import ConfigError
+    from pyannote_embloss.experiment import DEFAULT_RECIPE, Experiment
+
+    experiment = Experiment.load_or_create(tmp_path / "mine", PROTOCOL)
+    config = yaml.safe_load((tmp_path / "mine" / "config.yml").read_text())
+    recipe = yaml.safe_load(DEFAULT_RECIPE.read_text())
+    assert config == {**recipe, "protocol": PROTOCOL} and experiment.protocol_name() == PROTOCOL
+    assert Experiment.load_or_create(tmp_path / "mine").config == experiment.config  # loaded from then on
+    # experiments/aam is the default recipe
+    assert (Path(__file__).parents[1] / "experiments" / "aam" / "config.yml").resolve() == DEFAULT_RECIPE.resolve()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="which is not empty"):
+        Experiment.load_or_create(tmp_path / "busy", PROTOCOL)
+    with pytest.raises(ConfigError, match="No config.yml"):
+        Experiment.load_or_create(tmp_path / "busy")  # no protocol: nothing to start from

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..audio import read_durations
 from ..errors import ConfigError, DataError, MissingFileError
 from ..io import PathLike
 from .writer import (
@@ -49,7 +50,6 @@ from .writer import (
     make_trials,
     screen_audio,
     seconds,
-    with_durations,
 )
 
 __all__ = ["Record", "write_protocol", "preparer", "parse_split", "split_speakers", "default_output_dir", "check_name"]
@@ -227,10 +227,7 @@ def _utterances(
         first[uri] = record
     # durations: read from the headers when the input does not give them
     to_read = sorted({str(r.path) for r in records if r.duration is None})
-    durations = {}
-    if to_read:
-        read = with_durations([Utterance(p, "", Path(p)) for p in to_read], num_workers=num_workers, progress=progress)
-        durations = {u.uri: u.duration for u in read}
+    durations = dict(zip(to_read, read_durations(to_read, num_workers=num_workers, progress=progress))) if to_read else {}
     pairs = []
     for record, uri in zip(records, uris):
         duration = record.duration if record.duration is not None else durations[str(record.path)]
