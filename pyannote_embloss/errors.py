@@ -24,6 +24,7 @@ __all__ = [
     "TrainingDivergedError",
     "TrainingInterrupted",
     "UntrustedCheckpointError",
+    "ExportError",
 ]
 
 
@@ -73,3 +74,7 @@ class TrainingInterrupted(EmblossError, RuntimeError):
 
 class UntrustedCheckpointError(EmblossError, RuntimeError):
     """A checkpoint needs more than the allow-listed classes to be unpickled"""
+
+
+class ExportError(EmblossError, RuntimeError):
+    """A model cannot be exported (to ONNX)"""

@@ -5,8 +5,11 @@
 The ONNX graph maps ``waveforms`` (batch, 1, samples) float32 at the model's
 sample rate (16 kHz) to ``embeddings`` (batch, dimension), with dynamic batch
 and sample axes. It holds the embedding network only (no training loss, no
-classifier). Inputs shorter than the network's receptive field are repeated
-until long enough, as in PyTorch, so any input of at least one sample works.
+classifier). Inputs shorter than the network's minimum (``min_num_samples``)
+are repeated until long enough, as in PyTorch, so any input of at least one
+sample works. SincTDNN, ECAPATDNN and WeSpeakerResNet34 export; a model
+that cannot be (e.g. LogMelStatistics: ONNX has no quantile) is an
+:class:`~pyannote_embloss.errors.ExportError`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import torch
 from pyannote.audio.core.model import Model
 
+from .errors import ExportError
 from .io import PathLike, atomic_path
 
 INPUT_NAME = "waveforms"
@@ -27,9 +31,9 @@ OPSET = 17
 class ExportableEmbedding(torch.nn.Module):
     """Embedding model with its short-input repetition written as tensor operations
 
-    SincTDNN repeats audio shorter than its receptive field with a Python
-    `if`, which tracing would freeze for the example input. Here, every input
-    is gathered with indices ``arange(repeats * num_samples) % num_samples``,
+    The plugin's models repeat audio shorter than their ``min_num_samples``
+    with a Python `if`, which tracing would freeze for the example input.
+    Here, every input is gathered with indices ``arange(repeats * num_samples) % num_samples``,
     ``repeats = ceil(min_num_samples / num_samples)`` (1 for long enough
     inputs, for which it is the identity): the ONNX graph repeats short inputs
     exactly as PyTorch does.
@@ -37,7 +41,8 @@ class ExportableEmbedding(torch.nn.Module):
     Parameters
     ----------
     model : Model
-        Embedding model with a `min_num_samples` attribute (e.g. SincTDNN).
+        Embedding model with a `min_num_samples` attribute (e.g. SincTDNN),
+        else inputs are not repeated.
     """
 
     def __init__(self, model: Model):
@@ -67,8 +72,15 @@ def export_onnx(model: Model, path: PathLike, example_duration: float = 2.0) -> 
     Returns
     -------
     path : Path
+
+    Raises
+    ------
+    ExportError
+        When the model cannot be exported (e.g. an operation ONNX has not).
     """
     path = Path(path)
+    if getattr(model, "not_exportable", None):
+        raise ExportError(f"{type(model).__name__} cannot be exported to ONNX: {model.not_exportable}.")
     was_training = model.training
     model = model.cpu().eval()
     exportable = ExportableEmbedding(model).eval()
@@ -88,6 +100,10 @@ def export_onnx(model: Model, path: PathLike, example_duration: float = 2.0) -> 
                 opset_version=OPSET,
                 dynamo=False,
             )
+    except RuntimeError as error:  # torch.onnx's errors derive from it
+        raise ExportError(
+            f"{type(model).__name__} cannot be exported to ONNX: {str(error).strip().splitlines()[-1]}"
+        ) from error
     finally:
         # torch.onnx.export restores training modes of the *wrapper*'s submodules
         model.train(was_training)

@@ -10,27 +10,53 @@ taken from the checkpoint: pyannote.audio's `Model.setup` builds a new one
 for the new task (`SpeakerEmbeddingTask.setup_loss_func`), so a
 classifier-based loss gets a freshly initialised classifier sized for the new
 speakers.
+
+The checkpoint is one written by ``pyannote-audio-emb train``, or one in the
+format pyannote.audio distributes its own models in, without
+``hyper_parameters`` (e.g. the ``pytorch_model.bin`` of
+pyannote/wespeaker-voxceleb-resnet34-LM: fine-tune the embedding of
+pyannote.audio's diarization pipelines with ``architecture: {name:
+WeSpeakerResNet34}``), whose architecture's defaults then apply.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from pathlib import Path
 from typing import List, Tuple
 
 from pyannote.audio.core.model import Model
+from pyannote.audio.models.embedding import XVectorMFCC, XVectorSincNet
+from pyannote.audio.models.embedding.wespeaker import BaseWeSpeakerResNet
 
-from .checkpoint import architecture_class, load_checkpoint
+from .checkpoint import architecture_class, drop_loss_parameters, load_checkpoint
 from .errors import ConfigError, DataError, MissingFileError
 from .experiment import Experiment
 from .io import PathLike
-from .models import get_architecture
+from .models import ECAPATDNN, LogMelStatistics, SincTDNN, get_architecture
 
-#: prefix of the training loss' parameters in checkpoints (see SpeakerEmbeddingTask.setup_loss_func)
-LOSS_PREFIX = "loss_func."
+#: front-end of each architecture (and of its subclasses): (its modules, what it is), for `--freeze-frontend`
+FRONTENDS = {
+    SincTDNN: (["sincnet"], "SincNet, or the log-mel filterbank with frontend: fbank"),
+    ECAPATDNN: (["filterbank"], "log-mel filterbank"),
+    LogMelStatistics: (["filterbank"], "log-mel filterbank"),
+    BaseWeSpeakerResNet: ([], "Kaldi filterbank, a function of the waveform"),
+    XVectorSincNet: (["sincnet"], "SincNet"),
+    XVectorMFCC: (["mfcc"], "MFCC"),
+}
 
-#: front-end module(s) of each architecture, frozen by `--freeze-frontend`
-FRONTENDS = {"SincTDNN": ["sincnet"]}
+
+def constructor_arguments(Klass: type, hyper_parameters: dict) -> dict:
+    """The hyper-parameters that `Klass`'s constructor takes (as Lightning's checkpoint loading keeps them)
+
+    pyannote.audio's WeSpeaker models save hyper-parameters of their base
+    class (e.g. ``fbank_centering_span``) that ``WeSpeakerResNet34()`` does not take.
+    """
+    parameters = inspect.signature(Klass.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(hyper_parameters)
+    return {name: value for name, value in hyper_parameters.items() if name in parameters and name != "task"}
 
 
 class PretrainedCheckpoint:
@@ -39,7 +65,9 @@ class PretrainedCheckpoint:
     Parameters
     ----------
     path : str or Path
-        Checkpoint written by ``pyannote-audio-emb train`` (``.ckpt``).
+        Checkpoint written by ``pyannote-audio-emb train`` (``.ckpt``), or
+        a pyannote.audio model checkpoint without hyper-parameters (e.g.
+        pyannote/wespeaker-voxceleb-resnet34-LM's ``pytorch_model.bin``).
     trust : bool, optional
         Unpickle anything it holds (see :mod:`pyannote_embloss.checkpoint`).
         Defaults to False.
@@ -49,7 +77,8 @@ class PretrainedCheckpoint:
     architecture : type
         Model class of the checkpoint.
     hyper_parameters : dict
-        Its constructor arguments (stride, channels, dimension, ...).
+        Its constructor arguments (stride, channels, dimension, ...); empty
+        for a checkpoint without them (the architecture's defaults apply).
     state_dict : dict
         Weights of the embedding network (without the loss' parameters).
 
@@ -68,14 +97,14 @@ class PretrainedCheckpoint:
         if not self.path.is_file():
             raise MissingFileError(
                 f"No pretrained checkpoint '{self.path}': pass a .ckpt written by "
-                "`pyannote-audio-emb train` (e.g. EXPERIMENT_DIR/checkpoints/best.ckpt)."
+                "`pyannote-audio-emb train` (e.g. EXPERIMENT_DIR/checkpoints/best.ckpt) or a pyannote.audio "
+                "pytorch_model.bin."
             )
         checkpoint = load_checkpoint(self.path, trust=trust)
         self.architecture = architecture_class(checkpoint, self.path, trust=trust)
-        self.hyper_parameters = dict(checkpoint["hyper_parameters"])
-        self.state_dict = {
-            key: value for key, value in checkpoint["state_dict"].items() if not key.startswith(LOSS_PREFIX)
-        }
+        self.hyper_parameters = constructor_arguments(self.architecture, checkpoint.get("hyper_parameters") or {})
+        self.state_dict = dict(checkpoint["state_dict"])
+        drop_loss_parameters(self.state_dict)
 
     def architecture_params(self, experiment: Experiment) -> Tuple[dict, dict]:
         """Architecture parameters to build the model with: the checkpoint's win over config.yml's
@@ -148,7 +177,10 @@ def build_pretrained_model(experiment: Experiment, task, pretrained: PretrainedC
 
 
 def freeze_frontend(model: Model) -> List[str]:
-    """Freeze the front-end (SincNet filters and convolutions) of `model`
+    """Freeze the front-end of `model` (:data:`FRONTENDS`: e.g. SincNet's filters and convolutions)
+
+    A front-end without trainable parameters (log-mel or Kaldi filterbanks)
+    has nothing to freeze: a warning says so.
 
     Parameters
     ----------
@@ -161,13 +193,19 @@ def freeze_frontend(model: Model) -> List[str]:
 
     Raises
     ------
-    ValueError
+    ConfigError
         When the architecture has no known front-end.
     """
-    modules = FRONTENDS.get(type(model).__name__)
-    if modules is None:
+    known = next((FRONTENDS[Klass] for Klass in type(model).__mro__ if Klass in FRONTENDS), None)
+    if known is None:
         raise ConfigError(
             f"--freeze-frontend: no known front-end for architecture {type(model).__name__} "
-            f"(known: {', '.join(FRONTENDS)})."
+            f"(known: {', '.join(sorted(Klass.__name__ for Klass in FRONTENDS))})."
+        )
+    modules, description = known
+    if not any(p.requires_grad for name in modules for p in getattr(model, name).parameters()):
+        warnings.warn(
+            f"--freeze-frontend: the front-end of {type(model).__name__} ({description}) has no trainable "
+            "parameter: nothing to freeze."
         )
     return model.freeze_by_name(modules)

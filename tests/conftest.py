@@ -100,3 +100,27 @@ def trained_experiment(tmp_path_factory: pytest.TempPathFactory, speechocean762_
 def checkpoint(trained_experiment: Path) -> Path:
     """best.ckpt of the session's trained experiment"""
     return trained_experiment / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def tiny_protocol_yml(corpus_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny.SpeakerVerification.Default: a few quick steps of training and a quick evaluation
+
+    SpeechOcean762: train on 3 whole files of 4 speakers; test on 1.5 s
+    excerpts (0.5-2 s) of 2 files of 4 other speakers (8 files, every target
+    trial and as many non-target ones). No development subset.
+    """
+    from pyannote_embloss.protocols.writer import ProtocolWriter, Utterance, make_trials, with_durations
+
+    by_speaker = {}
+    for path in sorted((corpus_root / "WAVE").glob("*/*.*")):
+        by_speaker.setdefault(path.parent.name, []).append(path)
+    speakers = sorted(by_speaker)[:8]
+    train = [Utterance(f"{s}/{p.stem}", s, p) for s in speakers[:4] for p in by_speaker[s][:3]]
+    test = [Utterance(f"{s}/{p.stem}", s, p, start=0.5, end=2.0) for s in speakers[4:] for p in by_speaker[s][:2]]
+    writer = ProtocolWriter(tmp_path_factory.mktemp("tiny"), "Tiny")
+    writer.add_subset("train", with_durations(train, progress=False))
+    writer.add_subset("test", with_durations(test, progress=False))
+    writer.add_trials("test", make_trials(test, seed="tiny"))
+    writer.add_protocol("SpeakerVerification", "Default", train="train", test=("test", "test"))
+    return writer.write()

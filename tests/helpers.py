@@ -35,3 +35,47 @@ def quiet_trainer(root, **kwargs):
         logger=False,
     )
     return Trainer(**{**settings, **kwargs})
+
+
+def save_untrained_checkpoint(model, path, duration=2.0, num_speakers=5):
+    """Write `model` (untrained) as Lightning writes checkpoints in training, with an AAM loss head
+
+    Like a checkpoint of `pyannote-audio-emb train`: hyper-parameters, the
+    pyannote.audio section (architecture, specifications of `duration` s
+    chunks) and the loss' classifier weights (``loss_func.W``).
+    """
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+
+    from pyannote_embloss.losses import AdditiveAngularMarginLoss
+
+    model.specifications = Specifications(problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=duration)
+    model.loss_func = AdditiveAngularMarginLoss(num_classes=num_speakers, embedding_size=model.dimension)
+    trainer = quiet_trainer(path.parent, enable_checkpointing=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path, weights_only=True)
+    del model.loss_func
+    return path
+
+
+def one_speaker_segmentation(duration=5.0):
+    """A pyannote.audio PyanNet segmentation model (powerset, 2 speakers) that hears one speaker on every frame
+
+    Untrained, with its classifier set to always choose "speaker #1 alone":
+    every chunk gets one active speaker, so that pyannote.audio's
+    SpeakerDiarization pipeline embeds each chunk, without training a
+    segmentation model first (tests of the embedding, not of the segmentation).
+    """
+    import torch
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+    from pyannote.audio.models.segmentation import PyanNet
+
+    model = PyanNet(sincnet={"stride": 10})
+    model.specifications = Specifications(
+        problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME, duration=duration,
+        classes=["speaker#1", "speaker#2"], powerset_max_classes=2, permutation_invariant=True,
+    )
+    model.build()
+    with torch.no_grad():  # powerset classes: none, {1}, {2}, {1, 2}
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.0, 10.0, 0.0, 0.0]))
+    return model.eval()

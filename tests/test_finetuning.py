@@ -8,8 +8,10 @@ utterances 1-6 for training, 7-10 for test trials.
 import json
 import warnings
 
+import numpy as np
 import pytest
 import torch
+from lightning import Callback
 
 from pyannote_embloss.evaluation import Trials
 from pyannote_embloss.evaluation.verification import evaluate_model
@@ -20,7 +22,7 @@ from pyannote_embloss.protocols import get_protocol
 from pyannote_embloss.protocols.new_speakers import PROTOCOL, prepare_new_speakers
 from pyannote_embloss.tasks import get_task_class
 
-from helpers import run_cli
+from helpers import one_speaker_segmentation, run_cli, run_module
 
 NUM_SPEAKERS = 50
 
@@ -131,3 +133,131 @@ def test_bad_pretrained_checkpoint_is_a_clear_cli_error(new_speakers, tmp_path):
     result = run_cli("train", tmp_path, "--database", new_speakers, "--pretrained", tmp_path / "nope.ckpt")
     assert result.returncode == 2 and "No pretrained checkpoint" in result.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+# ---------------------------------------------------------------------------
+# pyannote.audio's own pretrained embedding (WeSpeakerResNet34), as it is distributed
+
+
+@pytest.fixture(scope="module")
+def distributed_wespeaker(tmp_path_factory):
+    """pytorch_model.bin written by pyannote.audio's own wespeaker/convert.py, as for pyannote/wespeaker-voxceleb-resnet34-LM
+
+    From random WeSpeaker ResNet34 weights (with random batch-norm
+    statistics), offline: the checkpoint has no hyper_parameters.
+    """
+    from pyannote.audio.models.embedding.wespeaker.resnet import ResNet34
+
+    directory = tmp_path_factory.mktemp("hub") / "wespeaker-voxceleb-resnet34-LM"  # convert.py reads "34" in the name
+    directory.mkdir()
+    torch.manual_seed(0)
+    weights = ResNet34(80, 256, pooling_func="TSTP", two_emb_layer=False).state_dict()
+    for key, value in weights.items():
+        if key.endswith(("running_mean", "running_var")):
+            weights[key] = torch.rand_like(value) + (0.5 if key.endswith("var") else -0.5)
+    weights["projection.weight"] = torch.randn(1211, 256)  # WeSpeaker's training classifier, dropped by convert.py
+    torch.save(weights, directory / "wespeaker.pt")
+    result = run_module("pyannote.audio.models.embedding.wespeaker.convert", directory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return directory / "pytorch_model.bin"
+
+
+class EmbedBeforeFirstUpdate(Callback):
+    """Embeds `waveforms` with the model being trained just before its first update, and keeps its loss' weights"""
+
+    def __init__(self, waveforms):
+        self.waveforms = waveforms
+        self.embeddings = self.loss_weights = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == 0 and self.embeddings is None:
+            pl_module.eval()
+            with torch.inference_mode():
+                self.embeddings = pl_module(self.waveforms).numpy()
+            self.loss_weights = [p.detach().clone() for p in pl_module.loss_func.parameters()]
+            pl_module.train()
+
+
+FINETUNING_CONFIG = """\
+protocol: Tiny.SpeakerVerification.Default
+seed: 0
+task:
+  name: {loss}
+  params: {{duration: 1.0, num_classes_per_batch: 2, num_chunks_per_class: 2, batches_per_epoch: 2, num_workers: 0}}
+architecture:
+  name: WeSpeakerResNet34
+optimizer:
+  name: Adam
+  params: {{lr: 0.0001}}
+trainer:
+  max_epochs: 1
+"""
+
+
+@pytest.mark.slow
+def test_finetuning_pyannote_distributed_wespeaker(distributed_wespeaker, tiny_protocol_yml, tmp_path):
+    from pyannote.audio import Model
+    from pyannote.audio.pipelines import SpeakerDiarization as PyannoteSpeakerDiarization
+
+    from pyannote_embloss.pipelines import DEFAULT_CLUSTERING, NoPLDA, sample_file
+    from pyannote_embloss.training import train
+
+    assert "hyper_parameters" not in torch.load(distributed_wespeaker, map_location="cpu", weights_only=False)
+    pretrained = Model.from_pretrained(distributed_wespeaker).eval()  # pyannote.audio's own class and loader
+    assert type(pretrained).__module__ == "pyannote.audio.models.embedding.wespeaker"
+    audio = pretrained.audio(sample_file()["audio"])[0]
+    waveforms = torch.stack([audio[:, 16000:48000], audio[:, 160000:192000]])
+    with torch.inference_mode():
+        expected = pretrained(waveforms).numpy()
+
+    experiment = tmp_path / "finetuned"
+    experiment.mkdir()
+    (experiment / "config.yml").write_text(FINETUNING_CONFIG.format(loss="aam"))
+    before = EmbedBeforeFirstUpdate(waveforms)
+    with pytest.warns(UserWarning, match="WeSpeakerResNet34 .*has no trainable parameter: nothing to freeze"):
+        summary = train(
+            Experiment.load(experiment), database=str(tiny_protocol_yml), pretrained=str(distributed_wespeaker),
+            freeze_frontend=True, progress_bar=False, callbacks=[before],
+        )
+    # before the first update: pyannote's embedding, exactly
+    np.testing.assert_allclose(before.embeddings, expected, atol=1e-5)
+    # a fresh AAM classifier for the 4 training speakers, which training updated
+    assert summary["pretrained"] == str(distributed_wespeaker) and summary["frozen"] == [] and summary["steps"] == 2
+    assert summary["loss_parameters"] == 256 * 4 == before.loss_weights[0].numel()
+    finetuned = experiment / "checkpoints" / "best.ckpt"
+    stored = torch.load(finetuned, map_location="cpu", weights_only=False)
+    assert not torch.equal(stored["state_dict"]["loss_func.W"], before.loss_weights[0])
+    assert not torch.equal(stored["state_dict"]["resnet.seg_1.weight"], pretrained.resnet.seg_1.weight)
+
+    # the fine-tuned embedding in pyannote.audio's own diarization pipeline, loaded by pyannote.audio
+    pipeline = PyannoteSpeakerDiarization(
+        segmentation=one_speaker_segmentation(), embedding={"checkpoint": str(finetuned)}, plda=NoPLDA(),
+        clustering="AgglomerativeClustering", segmentation_step=0.5,
+    )
+    pipeline.instantiate({"segmentation": {"min_duration_off": 0.0}, "clustering": dict(DEFAULT_CLUSTERING)})
+    output = pipeline({"uri": "sample", "waveform": audio[:, :160000], "sample_rate": 16000})
+    assert type(pipeline._embedding.model_).__name__ == "WeSpeakerResNet34"
+    assert len(output.speaker_diarization.labels()) >= 1
+    assert output.speaker_embeddings.shape[1] == 256 and np.isfinite(output.speaker_embeddings).all()
+
+    # the command line accepts it too, with another loss
+    experiment = tmp_path / "finetuned-cli"
+    experiment.mkdir()
+    (experiment / "config.yml").write_text(FINETUNING_CONFIG.format(loss="triplet"))
+    result = run_cli("train", experiment, "--database", tiny_protocol_yml, "--no-progress", "--pretrained", distributed_wespeaker)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((experiment / "training.json").read_text())["pretrained"] == str(distributed_wespeaker)
+
+
+def test_freeze_frontend_knows_every_architecture():
+    from pyannote_embloss.finetuning import freeze_frontend
+    from pyannote_embloss.models import ECAPATDNN, SincTDNN, WeSpeakerResNet34
+
+    model = SincTDNN(stride=10, channels=[32, 32, 32, 32, 64], dimension=16)
+    assert freeze_frontend(model) == ["sincnet"]
+    assert not any(p.requires_grad for p in model.sincnet.parameters())
+    assert all(p.requires_grad for p in model.tdnns.parameters())
+    for model, frozen in ((ECAPATDNN(channels=64, aggregation_channels=192), ["filterbank"]), (WeSpeakerResNet34(), [])):
+        with pytest.warns(UserWarning, match="has no trainable parameter: nothing to freeze"):
+            assert freeze_frontend(model) == frozen
+        assert all(p.requires_grad for p in model.parameters())

@@ -101,5 +101,57 @@ def test_empty_audio_is_a_clear_error():
 
 def test_unknown_architecture_lists_known_ones():
     assert get_architecture("SincTDNN") is SincTDNN
-    with pytest.raises(ValueError, match="Known architectures: LogMelStatistics, SincTDNN"):
+    with pytest.raises(ValueError, match="Known architectures: ECAPATDNN, LogMelStatistics, SincTDNN, WeSpeakerResNet34"):
         get_architecture("ResNet")
+
+
+def test_pyannote_wespeaker_class_path_builds_the_plugin_subclass():
+    from pyannote.audio.models.embedding import WeSpeakerResNet152
+    from pyannote.audio.models.embedding.wespeaker import WeSpeakerResNet34 as PyannoteWeSpeakerResNet34
+
+    from pyannote_embloss.models import WeSpeakerResNet34
+
+    for name in ("WeSpeakerResNet34", "pyannote.audio.models.embedding.WeSpeakerResNet34",
+                 "pyannote.audio.models.embedding.wespeaker.WeSpeakerResNet34"):
+        assert get_architecture(name) is WeSpeakerResNet34
+    assert issubclass(WeSpeakerResNet34, PyannoteWeSpeakerResNet34)
+    # the same weights, key for key: each class loads the other's
+    assert WeSpeakerResNet34().state_dict().keys() == PyannoteWeSpeakerResNet34().state_dict().keys()
+    # every other pyannote.audio class stays itself
+    assert get_architecture("pyannote.audio.models.embedding.WeSpeakerResNet152") is WeSpeakerResNet152
+
+
+def test_ecapa_tdnn_matches_the_paper():
+    from pyannote_embloss.models import ECAPATDNN
+
+    # Desplanques et al. (2020), table 1: 6.2 M parameters with C = 512, 14.7 M with C = 1024
+    for channels, millions in ((512, 6.2), (1024, 14.7)):
+        model = ECAPATDNN(channels=channels)
+        assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == millions
+    assert model.dimension == 192 and model.filterbank.n_mels == 80
+    assert [block.layers[1].convs[0][0].dilation[0] for block in model.blocks] == [2, 3, 4]
+    assert len(model.blocks[0].layers[1].convs) == 7  # Res2Net scale 8
+    with pytest.raises(ValueError, match="multiple of the Res2Net scale"):
+        ECAPATDNN(channels=100)
+
+
+def test_ecapa_tdnn_frame_weights():
+    from pyannote_embloss.models import ECAPATDNN
+
+    torch.manual_seed(0)
+    model = ECAPATDNN(channels=64, aggregation_channels=192, dimension=32).eval()
+    x = torch.randn(3, 1, 32000)
+    num_frames = model.num_frames(32000)
+    mask = torch.zeros(3, num_frames)
+    mask[:, : num_frames // 2] = 1.0
+    with torch.no_grad():
+        plain = model(x)
+        uniform = model(x, weights=torch.ones(3, num_frames))
+        masked = model(x, weights=mask)
+        silent = model(x, weights=torch.zeros(3, num_frames))
+        speakers = model(x, weights=torch.stack([mask, 1.0 - mask], dim=1))
+    assert plain.shape == (3, 32) and speakers.shape == (3, 2, 32)
+    torch.testing.assert_close(uniform, plain, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(speakers[:, 0], masked, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(masked, plain, rtol=1e-3, atol=1e-6)
+    assert torch.isfinite(silent).all()

@@ -4,10 +4,21 @@ Checkpoints store each model's ``module.Class`` path: keep these paths stable.
 """
 
 from ..errors import ConfigError
+from .ecapa import ECAPATDNN
 from .logmel import LogMelStatistics
 from .sinctdnn import SincTDNN
+from .wespeaker import PyannoteWeSpeakerResNet34, WeSpeakerResNet34
 
-ARCHITECTURES = {"SincTDNN": SincTDNN, "LogMelStatistics": LogMelStatistics}
+ARCHITECTURES = {
+    "SincTDNN": SincTDNN,
+    "ECAPATDNN": ECAPATDNN,
+    "WeSpeakerResNet34": WeSpeakerResNet34,
+    "LogMelStatistics": LogMelStatistics,
+}
+
+#: pyannote.audio classes replaced by the plugin's subclass of them (same hyper-parameters and
+#: weights; safe on short audio, exportable to ONNX), wherever the plugin builds or loads one
+UPGRADES = {PyannoteWeSpeakerResNet34: WeSpeakerResNet34}
 
 
 def is_trainable(architecture) -> bool:
@@ -22,7 +33,8 @@ def get_architecture(name: str):
     ----------
     name : str
         Architecture name, e.g. "SincTDNN", or a fully qualified "module.Class"
-        path to any pyannote.audio Model subclass.
+        path to any pyannote.audio Model subclass (pyannote.audio's
+        WeSpeakerResNet34 gives the plugin's subclass of it: see :data:`UPGRADES`).
 
     Raises
     ------
@@ -36,13 +48,23 @@ def get_architecture(name: str):
 
         module_name, class_name = name.rsplit(".", 1)
         try:
-            return getattr(importlib.import_module(module_name), class_name)
+            Klass = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"Cannot import architecture '{name}': {e}") from e
+        return UPGRADES.get(Klass, Klass)
     raise ConfigError(
         f"Unknown architecture '{name}'. Known architectures: {', '.join(sorted(ARCHITECTURES))} "
         "(or a fully qualified 'module.Class' path)."
     )
 
 
-__all__ = ["SincTDNN", "LogMelStatistics", "ARCHITECTURES", "get_architecture", "is_trainable"]
+__all__ = [
+    "SincTDNN",
+    "ECAPATDNN",
+    "WeSpeakerResNet34",
+    "LogMelStatistics",
+    "ARCHITECTURES",
+    "UPGRADES",
+    "get_architecture",
+    "is_trainable",
+]

@@ -17,13 +17,18 @@ from typing import Optional
 import torch
 from pyannote.audio.core.model import Model
 
+from .base import MIN_POOLED_FRAMES, EmbeddingModel
 from .frontends import LogMelFilterbank
 
 __all__ = ["LogMelStatistics"]
 
 
-class LogMelStatistics(Model):
+class LogMelStatistics(EmbeddingModel, Model):
     """Mean and standard deviation of log-mel bands over the loudest frames
+
+    Audio shorter than two frames (:attr:`min_num_samples`: 672 samples,
+    0.042 s at 16 kHz) is repeated until it is that long; empty audio is an
+    error.
 
     Parameters
     ----------
@@ -40,6 +45,9 @@ class LogMelStatistics(Model):
     #: nothing to train: `pyannote-audio-emb evaluate` and `compare` use it as is
     trainable = False
 
+    #: why `pyannote-audio-emb export` refuses it
+    not_exportable = "ONNX has no quantile operator (its selection of the loudest frames)"
+
     def __init__(self, sample_rate: int = 16000, num_channels: int = 1, n_mels: int = 40, drop: float = 0.3):
         super().__init__(sample_rate=sample_rate, num_channels=num_channels)
         if not 0.0 <= drop < 1.0:
@@ -53,16 +61,18 @@ class LogMelStatistics(Model):
     def dimension(self) -> int:
         return 2 * self.hparams.n_mels
 
+    @property
+    def min_num_samples(self) -> int:
+        """Smallest input, in samples, with two frames"""
+        return self.filterbank.receptive_field_size(num_frames=MIN_POOLED_FRAMES)
+
     def forward(self, waveforms: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(batch, channel, sample) waveforms -> (batch, 2 x n_mels) embeddings
 
         `weights` (batch, frame), when given, weigh the frames instead of the
         energy-based selection (e.g. a speaker's activity in diarization).
         """
-        num_samples = waveforms.shape[-1]
-        minimum = self.filterbank.receptive_field_size(num_frames=2)
-        if num_samples < minimum:  # repeat short audio, as SincTDNN does
-            waveforms = waveforms.repeat(1, 1, -(-minimum // num_samples))
+        waveforms, weights = self.repeat_short_input(waveforms, weights)
         features = self.filterbank(waveforms)  # (batch, band, frame)
         if weights is None:
             energy = features.mean(dim=1)  # (batch, frame)

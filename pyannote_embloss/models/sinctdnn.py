@@ -21,14 +21,15 @@ from pyannote.audio.utils.receptive_field import (
     multi_conv_receptive_field_size,
 )
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
+from .base import MIN_POOLED_FRAMES, EmbeddingModel
 from .frontends import LogMelFilterbank
 
 #: front-ends SincTDNN can use
 FRONTENDS = ("sincnet", "fbank")
 
 
-class SincTDNN(Model):
+class SincTDNN(EmbeddingModel, Model):
     """SincNet + x-vector TDNN speaker embedding
 
     waveform ─► SincNet ─► TDNN × 5 ─► statistics pooling ─► linear ─► embedding
@@ -54,9 +55,12 @@ class SincTDNN(Model):
     parameters) after the embedding layer, as WeSpeaker's and SpeechBrain's
     heads do; it is off by default, as in the paper.
 
-    Audio shorter than the network's receptive field (about 0.3 s at stride 5)
-    is repeated until it is long enough, so that any non-empty file gets an
-    embedding.
+    Short audio: statistics pooling needs two TDNN frames, i.e.
+    :attr:`min_num_samples` samples (at 16 kHz: 2,646 samples, 0.165 s, with
+    SincNet at stride 5; 0.315 s at stride 10; 2,912 samples, 0.182 s, with
+    the log-mel front-end). Shorter audio is repeated (tiled) until it is that
+    long, so that any non-empty input gets a finite embedding; empty audio is
+    an error.
 
     Parameters
     ----------
@@ -206,7 +210,7 @@ class SincTDNN(Model):
         Two frames, so that the (unbiased) standard deviation of statistics
         pooling is defined.
         """
-        return self.receptive_field_size(num_frames=2)
+        return self.receptive_field_size(num_frames=MIN_POOLED_FRAMES)
 
     def forward(
         self, waveforms: torch.Tensor, weights: Optional[torch.Tensor] = None
@@ -226,16 +230,7 @@ class SincTDNN(Model):
         -------
         embeddings : (batch, dimension) torch.Tensor
         """
-        num_samples = waveforms.shape[-1]
-        if num_samples == 0:
-            raise DataError("SincTDNN cannot embed empty audio (0 samples).")
-        if num_samples < self.min_num_samples:
-            # repeat short audio until it covers the receptive field
-            repeats = -(-self.min_num_samples // num_samples)
-            waveforms = waveforms.repeat(1, 1, repeats)
-            if weights is not None:
-                weights = weights.repeat(*([1] * (weights.dim() - 1)), repeats)
-
+        waveforms, weights = self.repeat_short_input(waveforms, weights)
         outputs = self.sincnet(waveforms)
         for layer in self.tdnns:
             outputs = layer(outputs)
@@ -243,14 +238,3 @@ class SincTDNN(Model):
         if self.embedding_norm is not None:
             outputs = self.embedding_norm(outputs)
         return outputs
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # A checkpoint stores the training loss' own parameters (classifier
-        # weights, centers) under `loss_func.*` so that training can resume.
-        # A model loaded for inference has no loss: drop them so that strict
-        # loading (Model.from_pretrained, PretrainedSpeakerEmbedding) is clean.
-        super().on_load_checkpoint(checkpoint)
-        if not hasattr(self, "loss_func"):
-            state_dict = checkpoint.get("state_dict", {})
-            for key in [k for k in state_dict if k.startswith("loss_func.")]:
-                del state_dict[key]
