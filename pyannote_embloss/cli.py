@@ -40,7 +40,8 @@ app = typer.Typer(
 ExperimentDir = typer.Argument(..., help="Experiment directory holding a config.yml.", show_default=False)
 ProtocolArg = typer.Argument(None, help="pyannote.database protocol. Defaults to the config's.", show_default=False)
 DatabaseOpt = typer.Option(
-    None, "--database", help="database.yml to load. Defaults to $PYANNOTE_DATABASE_CONFIG, then the repository's."
+    None, "--database", help="database.yml to load. Defaults to those pyannote.database loads: "
+    "~/.pyannote/database.yml, ./database.yml, $PYANNOTE_DATABASE_CONFIG."
 )
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
 TrustOpt = typer.Option(
@@ -175,12 +176,16 @@ def train(
     trust_checkpoint: bool = TrustOpt,
     progress: bool = ProgressOpt,
 ):
-    """Train the experiment's task and model; keep the best checkpoint."""
+    """Train the experiment's task and model; keep the best checkpoint.
+
+    A new EXPERIMENT_DIR, given with a PROTOCOL, starts from the default recipe (experiments/aam's config.yml).
+    """
     from .experiment import Experiment
     from .training import train as train_experiment
 
+    experiment = Experiment.load_or_create(experiment_dir, protocol)
     summary = train_experiment(
-        Experiment.load(experiment_dir),
+        experiment,
         protocol=protocol,
         database=database,
         max_epochs=max_epochs,
