@@ -210,7 +210,7 @@ def experiment_trials(experiment: Experiment, protocol, subset: str) -> Trials:
     `trial_min_duration` and `max_trials`, so that ``evaluate --subset
     development`` scores the very trials that picked the best checkpoint.
     """
-    params = experiment.config["task"].get("params") or {}
+    params = (experiment.config.get("task") or {}).get("params") or {}  # training-free models have no task
     return Trials.from_protocol(
         protocol,
         subset,
