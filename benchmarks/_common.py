@@ -66,3 +66,29 @@ def median(values) -> float:
     import numpy as np
 
     return float(np.median(np.asarray(values, dtype=float)))
+
+
+def matmul_peak_gflops(size: int = 2048, seconds: float = 2.0, blocks: int = 5) -> float:
+    """The machine's float32 matmul peak, in GFLOP/s, with torch's current thread count
+
+    Times ``size`` x ``size`` float32 ``torch.matmul`` after a warm-up, in
+    `blocks` blocks of about `seconds` / `blocks` each, and keeps the fastest
+    block (2 size³ FLOPs per product): the figure that achieved GFLOP/s are
+    compared with.
+    """
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    out = torch.empty(size, size)
+    start = time.perf_counter()
+    for _ in range(2):  # warm-up (thread pool, caches); also sizes a block
+        torch.matmul(a, b, out=out)
+    per_product = (time.perf_counter() - start) / 2
+    products = max(1, round(seconds / blocks / per_product))
+    best = float("inf")
+    for _ in range(blocks):
+        start = time.perf_counter()
+        for _ in range(products):
+            torch.matmul(a, b, out=out)
+        best = min(best, (time.perf_counter() - start) / products)
+    return 2 * size**3 / best / 1e9

@@ -9,13 +9,23 @@ non-target pairs), for each N of `--sizes`:
       add_protocol + write, what ``prepare voxceleb`` does once durations are
       read (building the Utterance objects is timed apart, as "synthesize");
   (b) task:   the data preparation at the start of training, on that protocol:
-      ``task.prepare_data()`` then ``task.setup()`` of the "aam" task
-      (loading the protocol with pyannote.database is part of both, as in
-      training). Audio is never touched: the "annotated" UEM gives the
-      durations and the "audio" preprocessor returns a dummy path.
-  (c) upstream: (b) with pyannote.audio 4.0.7's own ``Task.prepare_data``
+      constructing the "aam" task, ``task.prepare_data()`` then
+      ``task.setup()``, as a training does (loading the protocol with
+      pyannote.database is part of it). The protocol is made of plain lists
+      (.lst, .rttm, .uem), so the task reads them once
+      (:mod:`pyannote_embloss.tasks.protocol_lists`). Audio is never touched:
+      the "annotated" UEM gives the durations and the "audio" preprocessor
+      returns a dummy path.
+  (c) before: (b) file by file through pyannote.database, as before the lists
+      were read once (``read_protocol_lists = False``: pyannote.audio's
+      ``check_protocol`` and ``prepare_data`` each load the RTTM and UEM with
+      pandas), for the sizes of ``--before-sizes``: today's figure, side by side.
+  (d) upstream: (c) with pyannote.audio 4.0.7's own ``Task.prepare_data``
       instead of the plugin's linear one (:mod:`pyannote_embloss.tasks.prepared_data`),
-      for the sizes of ``--upstream-sizes``: the same prepared data, side by side.
+      for the sizes of ``--upstream-sizes``.
+
+The prepared data of (b), (c) and (d) are compared, array by array: the
+table says whether they are the same ("same as task").
 
 Each (size, step) runs in a fresh Python process, which reports its wall time
 and its peak resident memory (``getrusage(RUSAGE_SELF).ru_maxrss``) next to its
@@ -25,8 +35,10 @@ linear growth.
 
 Usage
 -----
-    python benchmarks/prepare_scaling.py                            # 10^4, 10^5, 10^6 (~20 min, ~3 GB)
-    python benchmarks/prepare_scaling.py --sizes 10000 100000       # ~2 minutes
+    python benchmarks/prepare_scaling.py                            # 10^4, 10^5, 10^6 (~25 min, ~7 GB: (c) at 10^6)
+    python benchmarks/prepare_scaling.py --sizes 10000 100000       # ~5 minutes
+    python benchmarks/prepare_scaling.py --sizes 100000 1000000 --upstream-sizes  # (b) and (c) at 10^5 and 10^6
+    python benchmarks/prepare_scaling.py --sizes 1000000 --before-sizes   # (a) and (b) alone at 10^6 (~2 minutes)
     python benchmarks/prepare_scaling.py --sizes 100000 --profile   # where step (b)'s time goes
     python benchmarks/prepare_scaling.py --sizes 1000000 --steps write  # the writer alone
 """
@@ -48,7 +60,7 @@ FILES_PER_SPEAKER = 180
 VIDEOS_PER_SPEAKER = 8
 TEST_SPEAKERS, TEST_FILES_PER_SPEAKER = 40, 10
 PROTOCOL = "VoxCeleb.SpeakerVerification.Synthetic"
-STEPS = ("write", "task", "upstream")
+STEPS = ("write", "task", "before", "upstream")
 
 
 # ---------------------------------------------------------------------------
@@ -92,21 +104,25 @@ def step_write(num_files: int, directory: Path) -> dict:
             "num_speakers": len({u.speaker for u in train}), "num_trials": len(writer.trials("vox1-o"))}
 
 
-def step_task(num_files: int, directory: Path, upstream: bool = False) -> dict:
+def step_task(num_files: int, directory: Path, step: str = "task") -> dict:
     from pyannote.audio.core.task import Task
 
     from pyannote_embloss.protocols import get_protocol
     from pyannote_embloss.tasks import get_task_class
 
+    Klass = get_task_class("aam")
+    if step != "task":  # file by file, as before the lists were read once
+        Klass = type("FileByFile", (Klass,), {"read_protocol_lists": False})
+    cache = directory / f"{step}.npz"
+    cache.unlink(missing_ok=True)
     start = time.perf_counter()
     # dummy audio paths: the files are never opened ("annotated" comes from the UEM)
     protocol = get_protocol(PROTOCOL, database_yml=directory / "database.yml",
                             preprocessors={"audio": lambda file: f"/nonexistent/{file['uri']}.wav"})
-    task = get_task_class("aam")(protocol, num_classes_per_batch=32, num_workers=0, cache=str(directory / "task.npz"))
-    (directory / "task.npz").unlink(missing_ok=True)
+    task = Klass(protocol, num_classes_per_batch=32, num_workers=0, cache=str(cache))
     construct = time.perf_counter() - start
     start = time.perf_counter()
-    Task.prepare_data(task) if upstream else task.prepare_data()
+    Task.prepare_data(task) if step == "upstream" else task.prepare_data()
     prepare_data = time.perf_counter() - start
     start = time.perf_counter()
     task.setup()
@@ -115,12 +131,30 @@ def step_task(num_files: int, directory: Path, upstream: bool = False) -> dict:
             "seconds": construct + prepare_data + setup, "num_classes": len(task.specifications.classes)}
 
 
+def same_prepared_data(first: Path, second: Path) -> bool:
+    """Whether two prepared-data caches hold the same keys, dtypes and values"""
+    import numpy as np
+
+    with np.load(first, allow_pickle=True) as a, np.load(second, allow_pickle=True) as b:
+        if sorted(a.files) != sorted(b.files):
+            return False
+        for key in a.files:
+            x, y = a[key], b[key]
+            if x.dtype != y.dtype or x.shape != y.shape:
+                return False
+            if x.dtype == object and x.item() != y.item():
+                return False
+            if x.dtype != object and not np.array_equal(x, y):
+                return False
+    return True
+
+
 def child(step: str, num_files: int, directory: Path, profile: bool) -> None:
     import pyannote_embloss.protocols  # noqa: F401  (imports first: their memory is not the step's)
     import pyannote_embloss.tasks  # noqa: F401
 
     baseline = peak_rss_mb()
-    function = {"write": step_write, "task": step_task, "upstream": partial(step_task, upstream=True)}[step]
+    function = step_write if step == "write" else partial(step_task, step=step)
     if profile:
         import cProfile
         import pstats
@@ -151,8 +185,8 @@ def run_child(step: str, num_files: int, directory: Path, profile: bool) -> dict
 
 def ratio_table(sizes, results) -> list:
     rows = []
-    print(f"\n{'step':<6} {'files':>10} {'speakers':>9} {'seconds':>9} {'x prev':>7} {'N x prev':>9} "
-          f"{'peak MB':>8} {'step MB':>8}")
+    print(f"\n{'step':<8} {'files':>10} {'speakers':>9} {'seconds':>9} {'x prev':>7} {'N x prev':>9} "
+          f"{'peak MB':>8} {'step MB':>8} {'same as task':>12}")
     for step in STEPS:
         previous = None
         for size in sizes:
@@ -163,9 +197,10 @@ def ratio_table(sizes, results) -> list:
             size_ratio = size / previous[0] if previous else None
             r["time_ratio_to_previous"], r["size_ratio_to_previous"] = time_ratio, size_ratio
             step_mb = r["peak_rss_mb"] - r["baseline_rss_mb"]
-            print(f"{step:<6} {size:>10,} {max(2, size // FILES_PER_SPEAKER):>9,} {r['seconds']:>9.2f} "
+            print(f"{step:<8} {size:>10,} {max(2, size // FILES_PER_SPEAKER):>9,} {r['seconds']:>9.2f} "
                   f"{'' if time_ratio is None else f'{time_ratio:.1f}':>7} "
-                  f"{'' if size_ratio is None else f'{size_ratio:.0f}':>9} {r['peak_rss_mb']:>8.0f} {step_mb:>8.0f}")
+                  f"{'' if size_ratio is None else f'{size_ratio:.0f}':>9} {r['peak_rss_mb']:>8.0f} {step_mb:>8.0f} "
+                  f"{str(r.get('same_as_task', '')):>12}")
             previous = (size, r)
             rows.append({"step": step, "files": size, **r})
     return rows
@@ -176,7 +211,9 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
                         help="numbers of training files (10000 100000 1000000)")
     parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS),
-                        help="steps to run (write task upstream)")
+                        help="steps to run (write task before upstream)")
+    parser.add_argument("--before-sizes", type=int, nargs="*", default=None,
+                        help="sizes at which the file-by-file preparation is also timed (every size)")
     parser.add_argument("--upstream-sizes", type=int, nargs="*", default=[10_000, 100_000],
                         help="sizes at which pyannote.audio's own prepare_data is also timed (10000 100000)")
     parser.add_argument("--profile", action="store_true", help="print cProfile statistics of each step (slower)")
@@ -189,16 +226,22 @@ def main():
         return child(args.child, args.size, args.directory, args.profile)
 
     sizes = sorted(set(args.sizes))
+    step_sizes = {"before": sizes if args.before_sizes is None else args.before_sizes, "upstream": args.upstream_sizes}
     results = {step: {} for step in STEPS}
     start = time.perf_counter()
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix=f"prepare_scaling_{size}_") as directory:
             for step in STEPS:
-                if step not in args.steps or (step == "upstream" and size not in args.upstream_sizes):
+                if step not in args.steps or size not in step_sizes.get(step, [size]):
                     continue
                 results[step][str(size)] = r = run_child(step, size, Path(directory), args.profile)
-                print(f"{step:<6} {size:>10,} files: {r['seconds']:8.2f} s, peak {r['peak_rss_mb']:7.0f} MB "
+                print(f"{step:<8} {size:>10,} files: {r['seconds']:8.2f} s, peak {r['peak_rss_mb']:7.0f} MB "
                       f"({r['peak_rss_mb'] - r['baseline_rss_mb']:.0f} MB above imports)", flush=True)
+            reference = Path(directory) / "task.npz"
+            for step in ("before", "upstream"):
+                cache = Path(directory) / f"{step}.npz"
+                if reference.is_file() and cache.is_file():
+                    results[step][str(size)]["same_as_task"] = same_prepared_data(reference, cache)
     rows = ratio_table(sizes, results)
     if args.profile:
         print("\n(--profile: timings include the profiler's overhead; no JSON written)")
@@ -206,7 +249,8 @@ def main():
     write_results(
         "prepare_scaling",
         {"settings": {"sizes": sizes, "files_per_speaker": FILES_PER_SPEAKER,
-                      "test_files": TEST_SPEAKERS * TEST_FILES_PER_SPEAKER, "upstream_sizes": args.upstream_sizes},
+                      "test_files": TEST_SPEAKERS * TEST_FILES_PER_SPEAKER, "before_sizes": step_sizes["before"],
+                      "upstream_sizes": args.upstream_sizes},
          "steps": results, "rows": rows, "wall_seconds": time.perf_counter() - start},
         args.output,
     )

@@ -80,6 +80,7 @@ def plugin(stride: int):
     """(ii), (iii) the plugin's AAM task with SincTDNN at `stride`"""
 
     def make(protocol, args):
+        from pyannote_embloss.config import OptimizerConfig
         from pyannote_embloss.models import SincTDNN
         from pyannote_embloss.tasks import get_task_class
         from pyannote_embloss.training import configure_optimizer
@@ -93,7 +94,7 @@ def plugin(stride: int):
             batches_per_epoch=10_000,  # never reach the end of an epoch
         )
         model = SincTDNN(task=task, stride=stride, dimension=512)
-        configure_optimizer(model, "Adam", {"lr": 1e-3})  # pyannote.audio Model's default
+        configure_optimizer(model, OptimizerConfig("Adam", {"lr": 1e-3}))  # pyannote.audio Model's default
         return model
 
     return make
@@ -104,11 +105,10 @@ def recipe(protocol, args):
     from pyannote_embloss.experiment import Experiment
     from pyannote_embloss.training import build_model, build_task, configure_optimizer
 
-    experiment = Experiment.load(REPOSITORY / "experiments" / "aam")
-    task = build_task(experiment, protocol, batches_per_epoch=10_000)
-    model = build_model(experiment, task)
-    optimizer = experiment.config["optimizer"]
-    configure_optimizer(model, optimizer["name"], optimizer["params"])
+    config = Experiment.load(REPOSITORY / "experiments" / "aam").config
+    task = build_task(config.task, protocol, augmentation=config.augmentation, batches_per_epoch=10_000)
+    model = build_model(config.architecture, task)
+    configure_optimizer(model, config.optimizer)
     return model
 
 
@@ -120,16 +120,14 @@ SYSTEMS = {
 }
 
 
-def run(name: str, protocol, args) -> dict:
-    from lightning import Trainer, seed_everything
+def timed_trainer(args, callbacks: list):
+    """A CPU Trainer for `args.warmup` + `args.steps` steps: no validation, logger, checkpoint nor progress bar"""
+    from lightning import Trainer
 
-    seed_everything(0, verbose=False)
-    model = SYSTEMS[name][1](protocol, args)
-    timer = timing_callback(args.warmup)
-    trainer = Trainer(
+    return Trainer(
         accelerator="cpu",
         max_steps=args.warmup + args.steps,
-        callbacks=[timer],
+        callbacks=callbacks,
         limit_val_batches=0,  # pyannote.audio 4.0.7's embedding validation is broken
         num_sanity_val_steps=0,
         logger=False,
@@ -137,6 +135,15 @@ def run(name: str, protocol, args) -> dict:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+
+
+def run(name: str, protocol, args) -> dict:
+    from lightning import seed_everything
+
+    seed_everything(0, verbose=False)
+    model = SYSTEMS[name][1](protocol, args)
+    timer = timing_callback(args.warmup)
+    trainer = timed_trainer(args, [timer])
     trainer.fit(model)
     batch_size = model.task.batch_size
     data, compute = sum(timer.data), sum(timer.compute)

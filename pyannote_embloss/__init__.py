@@ -23,6 +23,13 @@ def load(checkpoint, **kwargs):
     >>> emb2 = model({"audio": "/path/to/2.wav"})
     >>> distance = np.mean(cdist(emb1, emb2, metric="cosine"))
 
+    Loaded from an experiment that ``pyannote-audio-emb evaluate`` calibrated,
+    it also decides whether two files are of the same speaker:
+
+    >>> model = pyannote_embloss.load("experiments/aam")
+    >>> verdict = model.verify("/path/to/1.wav", "/path/to/2.wav")   # at FAR 1 %
+    >>> verdict.score, verdict.llr, verdict.same_speaker
+
     Keyword arguments (window, duration, step, device, batch_size) are those of
     :func:`pyannote_embloss.inference.load`.
     """

@@ -42,12 +42,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, MissingFileError
+from .errors import ConfigError, MissingFileError, did_you_mean
 
 __all__ = [
     "Augmentation",
     "NoiseSource",
     "ImpulseResponses",
+    "add_colored_noise",
+    "babble",
     "check_augmentation",
     "file_subset",
     "mix_at_snr",
@@ -110,6 +112,53 @@ def reverberate(waveform: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
     size = 1 << (n - 1).bit_length()
     spectrum = torch.fft.rfft(waveform, n=size) * torch.fft.rfft(rir, n=size)
     return torch.fft.irfft(spectrum, n=size)[..., peak : peak + waveform.shape[-1]]
+
+
+def babble(speech: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Babble noise: the sum of utterances of other speakers, each normalised to unit power
+
+    Parameters
+    ----------
+    speech : sequence of (channel, sample) torch.Tensor
+        At least one utterance, all of the same shape.
+
+    Returns
+    -------
+    babble : (channel, sample) torch.Tensor
+        To mix with :func:`mix_at_snr`.
+    """
+    total = torch.zeros_like(speech[0])
+    for utterance in speech:
+        total += utterance / utterance.pow(2).mean().sqrt().clamp(min=1e-8)
+    return total
+
+
+def add_colored_noise(
+    waveform: torch.Tensor, snr: float, f_decay: float, rng: random.Random, sample_rate: int = 16000
+) -> torch.Tensor:
+    """`waveform` plus coloured noise (torch_audiomentations' ``AddColoredNoise``) at `snr` dB
+
+    Parameters
+    ----------
+    waveform : (channel, sample) torch.Tensor
+    snr : float
+        In dB.
+    f_decay : float
+        Decay of the noise's power spectrum, 1 / f ** f_decay: 0 is white,
+        1 pink, 2 brown, -1 blue, -2 violet.
+    rng : random.Random
+        Draws the seed of the noise (torch's global generator is left as it was).
+    sample_rate : int, optional
+    """
+    from torch_audiomentations import AddColoredNoise
+
+    transform = AddColoredNoise(
+        min_snr_in_db=snr, max_snr_in_db=snr, min_f_decay=f_decay, max_f_decay=f_decay,
+        p=1.0, sample_rate=sample_rate, output_type="dict",
+    )
+    with torch.random.fork_rng(devices=[]):  # draw the noise from `rng`, not from the global generator
+        torch.manual_seed(rng.randrange(2**63))
+        return transform(waveform[None], sample_rate=sample_rate).samples[0]
 
 
 def speed_perturb(waveform: torch.Tensor, factor: float, sample_rate: int = 16000) -> torch.Tensor:
@@ -355,12 +404,16 @@ def check_transform(transform, path: Path) -> dict:
         raise ConfigError(f"{path}: each augmentation transform needs a 'name' ({', '.join(TRANSFORMS)}), got {transform!r}.")
     name = transform["name"]
     if name not in TRANSFORMS:
-        raise ConfigError(f"{path}: unknown augmentation transform {name!r}: use one of {', '.join(TRANSFORMS)}.")
-    unknown = set(transform) - _TRANSFORM_KEYS[name] - {"name", "probability", "weight"}
+        raise ConfigError(
+            f"{path}: unknown augmentation transform {name!r}{did_you_mean(name, TRANSFORMS)}: use one of "
+            f"{', '.join(TRANSFORMS)}."
+        )
+    valid = sorted(_TRANSFORM_KEYS[name] | {"name", "probability", "weight"})
+    unknown = sorted(set(transform) - set(valid))
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key(s) {sorted(unknown)} for augmentation '{name}': it takes "
-            f"{', '.join(sorted(_TRANSFORM_KEYS[name] | {'probability', 'weight'}))}."
+            f"{path}: unknown key {unknown[0]!r} for augmentation '{name}'{did_you_mean(unknown[0], valid)}: it takes "
+            f"{', '.join(k for k in valid if k != 'name')}."
         )
     checked = {
         "name": name,
@@ -412,10 +465,12 @@ def check_augmentation(section, path: Path) -> Optional[dict]:
         return None
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: 'augmentation' must be a mapping (see pyannote_embloss.augmentation).")
-    unknown = set(section) - {"speed", "probability", "combine", "transforms"}
+    valid = ("speed", "probability", "combine", "transforms")
+    unknown = sorted(set(section) - set(valid))
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key(s) {sorted(unknown)} in 'augmentation': use speed, probability, combine, transforms."
+            f"{path}: unknown key {unknown[0]!r} in 'augmentation'{did_you_mean(unknown[0], valid)}: use "
+            f"{', '.join(valid)}."
         )
     speed = section.get("speed") or [1.0]
     if not isinstance(speed, (list, tuple)) or not all(isinstance(s, (int, float)) and 0.5 <= s <= 2.0 for s in speed):
@@ -459,7 +514,6 @@ class Augmentation:
     def __init__(self, config: dict, sample_rate: int = 16000, seed: int = 0):
         self.config = config
         self.sample_rate = sample_rate
-        self.speed = list(config["speed"])
         self.transforms = []
         for transform in config["transforms"]:
             source = None
@@ -474,15 +528,6 @@ class Augmentation:
                     subset=transform["subset"], sample_rate=sample_rate,
                 )
             self.transforms.append(_Transform(transform, source))
-
-    @property
-    def files(self) -> List[str]:
-        """Noise and impulse response files in use (to keep test conditions apart)"""
-        files = []
-        for transform in self.transforms:
-            if isinstance(transform.source, NoiseSource):
-                files.extend(transform.source.paths)
-        return files
 
     def __call__(self, X: torch.Tensor, speakers: Sequence[int], rng: random.Random) -> torch.Tensor:
         """Corrupt a batch
@@ -530,23 +575,11 @@ class Augmentation:
             if not others:
                 return x
             k = min(len(others), rng.randint(*config["speakers"]))
-            babble = torch.zeros_like(x)
-            for j in rng.sample(others, k):
-                other = batch[j]
-                babble += other / other.pow(2).mean().sqrt().clamp(min=1e-8)
-            return mix_at_snr(x, babble, rng.uniform(*config["snr"]))
+            return mix_at_snr(x, babble([batch[j] for j in rng.sample(others, k)]), rng.uniform(*config["snr"]))
         if name == "colored_noise":
-            from torch_audiomentations import AddColoredNoise
-
             snr = rng.uniform(*config["snr"])
             f_decay = rng.uniform(*config["f_decay"])
-            transform = AddColoredNoise(
-                min_snr_in_db=snr, max_snr_in_db=snr, min_f_decay=f_decay, max_f_decay=f_decay,
-                p=1.0, sample_rate=self.sample_rate, output_type="dict",
-            )
-            with torch.random.fork_rng(devices=[]):  # draw the noise from our generator, not the global one
-                torch.manual_seed(rng.randrange(2**63))
-                return transform(x[None], sample_rate=self.sample_rate).samples[0]
+            return add_colored_noise(x, snr, f_decay, rng, self.sample_rate)
         raise AssertionError(name)  # pragma: no cover
 
 

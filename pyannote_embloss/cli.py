@@ -5,12 +5,14 @@
     pyannote-audio-emb prepare folders|kaldi|csv --root DIR_OR_FILE --name NAME [--split 80/10/10]
     pyannote-audio-emb train experiments/aam [PROTOCOL] [--max-epochs N] [--resume] [--devices 2 --strategy ddp]
     pyannote-audio-emb evaluate experiments/aam [PROTOCOL] [--subset test] [--condition noise:5 ...]
+    pyannote-audio-emb verify experiments/aam A.wav B.wav [--far 0.01 | --prior P] [--scoring plda]
+    pyannote-audio-emb score experiments/aam TRIALS OUTPUT.csv [--far 0.01 | --prior P] [--scoring plda]
     pyannote-audio-emb compare experiments/* [PROTOCOL] [--seeds 3] [--condition ...]
     pyannote-audio-emb train experiments/new PROTOCOL --pretrained CKPT [--freeze-frontend] [--lr LR]
     pyannote-audio-emb apply experiments/aam (PROTOCOL --subset S | AUDIO_DIR) OUTPUT [--window sliding]
     pyannote-audio-emb export experiments/aam --onnx OUT.onnx
-    pyannote-audio-emb diarize CHECKPOINT AUDIO --segmentation SEG
-    pyannote-audio-emb oracle-der CHECKPOINT [--rttm R --audio A | --conversations N]
+    pyannote-audio-emb diarize CHECKPOINT AUDIO --segmentation SEG [--plda DIR]
+    pyannote-audio-emb oracle-der CHECKPOINT [--rttm R --audio A | --conversations N] [--plda DIR]
     pyannote-audio-emb train-segmentation OUTPUT.ckpt
 
 The commands are thin: each calls the library function of the same name
@@ -37,6 +39,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+#: help of the --checkpoint options
+CHECKPOINT_HELP = (
+    "Checkpoint file, or the name of one of the experiment's: average, main, last (checkpoints/NAME.ckpt). "
+    "Defaults to the experiment's best."
+)
+
 ExperimentDir = typer.Argument(..., help="Experiment directory holding a config.yml.", show_default=False)
 ProtocolArg = typer.Argument(None, help="pyannote.database protocol. Defaults to the config's.", show_default=False)
 DatabaseOpt = typer.Option(
@@ -51,11 +59,16 @@ TrustOpt = typer.Option(
     "the classes pyannote.audio and pyannote-embloss save are loaded.",
 )
 ConditionOpt = typer.Option(
-    None, "--condition", help="Test condition (repeatable): clean (always evaluated), noise:SNR, colored:SNR, "
-    "babble:SNR, reverb, reverb+noise:SNR; noise from --noise-dir, impulse responses from --rir-dir (else simulated)."
+    None, "--condition", help="Test condition (repeatable): clean (always evaluated), duration:SECONDS (the middle "
+    "of each trial file), noise:SNR, colored:SNR, babble:SNR, reverb, and combinations such as reverb+noise:SNR; "
+    "noise from --noise-dir, impulse responses from --rir-dir (else simulated)."
 )
 NoiseDirOpt = typer.Option(None, help="Noise files for noise:SNR conditions (their test split is used).")
 RirDirOpt = typer.Option(None, help="Impulse responses for reverb conditions (their test split; default: simulated).")
+PldaOpt = typer.Option(
+    None, "--plda", help="PLDA directory (xvec_transform.npz, plda.npz) fitted to the checkpoint's embeddings, as "
+    "`evaluate` exports it to EXP/results/PROTOCOL.plda: cluster with VBx.", show_default=False,
+)
 CheckpointArg = typer.Argument(
     ..., help="Checkpoint (.ckpt) written by `pyannote-audio-emb train`, or an experiment directory.", show_default=False
 )
@@ -181,11 +194,10 @@ def train(
     A new EXPERIMENT_DIR, given with a PROTOCOL, starts from the default recipe (experiments/aam's config.yml).
     """
     from .experiment import Experiment
+    from .training import TrainingOptions
     from .training import train as train_experiment
 
-    experiment = Experiment.load_or_create(experiment_dir, protocol)
-    summary = train_experiment(
-        experiment,
+    options = TrainingOptions(
         protocol=protocol,
         database=database,
         max_epochs=max_epochs,
@@ -200,12 +212,11 @@ def train(
         lr=lr,
         checkpoint_every_n_steps=checkpoint_every_n_steps,
         trust_checkpoint=trust_checkpoint,
-        accelerator=accelerator,
-        devices=_devices(devices),
-        num_nodes=num_nodes,
-        strategy=strategy,
-        precision=precision,
+        trainer_overrides=dict(
+            accelerator=accelerator, devices=_devices(devices), num_nodes=num_nodes, strategy=strategy, precision=precision
+        ),
     )
+    summary = train_experiment(Experiment.load_or_create(experiment_dir, protocol), options)
     if summary:  # empty on ranks other than 0
         typer.echo(json.dumps(summary, indent=2))
 
@@ -220,6 +231,10 @@ def _devices(devices: Optional[str]):
     return [int(d) for d in devices.split(",") if d]
 
 
+#: names of the scorings in printed summaries
+SCORING_LABELS = {"cosine": "cosine", "mean": "mean-normalised", "asnorm": "AS-norm", "plda": "PLDA"}
+
+
 def _format_results(results: dict) -> str:
     ci = results["ci"]
     lines = [
@@ -228,16 +243,38 @@ def _format_results(results: dict) -> str:
     ]
     for name, metrics in results.get("normalized", {}).items():
         low, high = metrics["ci"]["eer"]
-        label = {"mean": "mean-normalised", "asnorm": "AS-norm"}.get(name, name)
+        label = SCORING_LABELS.get(name, name)
         lines.append(f"EER          = {100 * metrics['eer']:.2f} %  (95 % CI {100 * low:.2f}–{100 * high:.2f})  {label}")
     lines += [
         f"minDCF(0.01) = {results['min_dcf_0.01']:.3f}  (95 % CI {ci['min_dcf_0.01'][0]:.3f}–{ci['min_dcf_0.01'][1]:.3f})",
         f"minDCF(0.05) = {results['min_dcf_0.05']:.3f}",
     ]
+    lines += _format_calibration(results)
     for condition, metrics in results.get("conditions", {}).items():
         lines.append(f"EER          = {100 * metrics['eer']:.2f} %  condition {condition} (cosine)")
     lines.append(f"results: {results['json']}\nDET plot: {results['det_plot']}")
+    if results.get("plda", {}).get("directory"):
+        lines.append(f"PLDA (for VBx): {results['plda']['directory']}")
     return "\n".join(lines)
+
+
+def _format_calibration(results: dict) -> List[str]:
+    """Calibrated figures of each scoring, one line each, and the test FAR/FRR of the development thresholds"""
+    if not results.get("calibration"):
+        return [f"calibration: none. {results['calibration_note']}"] if results.get("calibration_note") else []
+    lines = [f"calibrated on {results['calibration_trials']['num_trials']} development trials:"]
+    scorings = {"cosine": results, **results.get("normalized", {})}
+    for name, metrics in scorings.items():
+        lines.append(
+            f"  {SCORING_LABELS.get(name, name):<15} Cllr = {metrics['cllr']:.3f} (min {metrics['min_cllr']:.3f})  "
+            f"actDCF(0.01) = {metrics['act_dcf_0.01']:.3f} (min {metrics['min_dcf_0.01']:.3f})"
+        )
+    for far, point in results["far"].items():
+        lines.append(
+            f"  threshold for FAR {100 * float(far):g} % = {point['threshold']:.4f} (cosine): "
+            f"test FAR {100 * point['far']:.2f} %, FRR {100 * point['frr']:.2f} %"
+        )
+    return lines
 
 
 @app.command()
@@ -247,8 +284,10 @@ def evaluate(
     protocol: Optional[str] = ProtocolArg,
     subset: str = typer.Option("test", help="Trials subset: test or development."),
     database: Optional[str] = DatabaseOpt,
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint. Defaults to the experiment's best."),
-    norm: bool = typer.Option(True, "--norm/--no-norm", help="Also report mean-normalised and AS-norm scores."),
+    checkpoint: Optional[Path] = typer.Option(None, help=CHECKPOINT_HELP),
+    norm: bool = typer.Option(
+        True, "--norm/--no-norm", help="Also report mean-normalised, AS-norm and PLDA scores (and export the PLDA for VBx)."
+    ),
     cohort_size: Optional[int] = typer.Option(None, help="AS-norm cohort: number of training speakers (default: all)."),
     cohort_files: int = typer.Option(4, help="AS-norm cohort: training files embedded per speaker."),
     top_n: int = typer.Option(100, help="AS-norm: highest cohort scores kept per side."),
@@ -258,12 +297,12 @@ def evaluate(
     trust_checkpoint: bool = TrustOpt,
     progress: bool = ProgressOpt,
 ):
-    """Embed each trial file whole, score by cosine (raw and normalised), report EER and minDCF."""
+    """Embed each trial file whole, score (cosine, normalised, PLDA), report EER and minDCF; calibrate on development trials."""
+    from .evaluation.verification import EvaluationOptions
     from .evaluation.verification import evaluate as evaluate_experiment
     from .experiment import Experiment
 
-    results = evaluate_experiment(
-        Experiment.load(experiment_dir),
+    options = EvaluationOptions(
         protocol=protocol,
         subset=subset,
         database=database,
@@ -278,7 +317,77 @@ def evaluate(
         rir_dir=rir_dir,
         trust_checkpoint=trust_checkpoint,
     )
+    results = evaluate_experiment(Experiment.load(experiment_dir), options)
     typer.echo(_format_results(results))
+
+
+FarOpt = typer.Option(
+    None, "--far", help="Operating point: target false-acceptance rate, 0.01 (the default) or 0.001, whose "
+    "thresholds evaluate picked on the development trials.", show_default=False,
+)
+PriorOpt = typer.Option(
+    None, "--prior", help="Operating point instead: target prior (Bayes threshold on the calibrated LLR).",
+    show_default=False,
+)
+ScoringOpt = typer.Option("cosine", "--scoring", help="cosine, or plda (the PLDA evaluate fitted and exported).")
+EvaluatedProtocolOpt = typer.Option(
+    None, "--protocol", help="Protocol of the evaluation whose calibration to use. Defaults to the config's."
+)
+
+
+@app.command()
+@_user_errors
+def verify(
+    experiment_dir: Path = ExperimentDir,
+    audio1: Path = typer.Argument(..., help="Audio file.", show_default=False),
+    audio2: Path = typer.Argument(..., help="Audio file.", show_default=False),
+    far: Optional[float] = FarOpt,
+    prior: Optional[float] = PriorOpt,
+    scoring: str = ScoringOpt,
+    protocol: Optional[str] = EvaluatedProtocolOpt,
+    trust_checkpoint: bool = TrustOpt,
+):
+    """Same speaker? Score, calibrated LLR and decision of two audio files (needs `evaluate` first)."""
+    from .verify import verify as verify_files
+
+    verdict = verify_files(
+        experiment_dir, audio1, audio2, far=far, prior=prior, scoring=scoring, protocol=protocol, trust=trust_checkpoint
+    )
+    typer.echo(
+        f"score = {verdict.score:.4f} ({scoring})  llr = {verdict.llr:.3f}  "
+        f"decision: {'same speaker' if verdict.same_speaker else 'different speakers'}"
+    )
+
+
+@app.command()
+@_user_errors
+def score(
+    experiment_dir: Path = ExperimentDir,
+    trials: Path = typer.Argument(
+        ..., help="Trial list, one trial a line: '[1|0] pathA pathB' (paths relative to its folder).", show_default=False
+    ),
+    output: Path = typer.Argument(..., help="CSV to write: path1,path2,score,llr,decision.", show_default=False),
+    far: Optional[float] = FarOpt,
+    prior: Optional[float] = PriorOpt,
+    scoring: str = ScoringOpt,
+    protocol: Optional[str] = EvaluatedProtocolOpt,
+    trust_checkpoint: bool = TrustOpt,
+    progress: bool = ProgressOpt,
+):
+    """Score a trial list: score, calibrated LLR and decision (1 = same speaker) of each trial, in a CSV."""
+    from .verify import score_trial_list
+
+    summary = score_trial_list(
+        experiment_dir, trials, output, far=far, prior=prior, scoring=scoring, protocol=protocol,
+        progress=progress, trust=trust_checkpoint,
+    )
+    message = (
+        f"{summary['num_trials']} trials ({summary['num_files']} files) scored at {summary['operating_point']}: "
+        f"{summary['num_same']} decided same speaker; {summary['csv']}"
+    )
+    if summary.get("far") is not None and summary.get("frr") is not None:
+        message += f"\nwith the list's labels: FAR {100 * summary['far']:.2f} %, FRR {100 * summary['frr']:.2f} %"
+    typer.echo(message)
 
 
 @app.command()
@@ -340,7 +449,7 @@ def apply(
     output: Path = typer.Argument(..., help="Output directory: one .npy per file, index.csv.", show_default=False),
     subset: str = typer.Option("test", help="Protocol subset: train, development or test."),
     database: Optional[str] = DatabaseOpt,
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint. Defaults to the experiment's best."),
+    checkpoint: Optional[Path] = typer.Option(None, help=CHECKPOINT_HELP),
     window: str = typer.Option("whole", help="whole: one embedding per file; sliding: one per window."),
     duration: Optional[float] = typer.Option(None, help="Sliding window duration (s). Defaults to the training chunks'."),
     step: Optional[float] = typer.Option(None, help="Sliding window step (s). Defaults to a quarter of --duration."),
@@ -358,13 +467,14 @@ def apply(
     from .audio import audio_directory_files
     from .embedding import Window
     from .experiment import Experiment
+    from .loading import load_model
 
     experiment = Experiment.load(experiment_dir)
     window = Window(window, duration=duration, step=step)
     files = audio_directory_files(source) if Path(source).is_dir() else protocol_files(source, subset=subset, database=database)
     checkpoint = experiment.checkpoint(checkpoint)
     summary = apply_model(
-        experiment.load_model(checkpoint, trust=trust_checkpoint),
+        load_model(experiment, checkpoint, trust=trust_checkpoint),
         files,
         output,
         window=window,
@@ -385,15 +495,15 @@ def apply(
 def export(
     experiment_dir: Path = ExperimentDir,
     onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write.", show_default=False),
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint. Defaults to the experiment's best."),
+    checkpoint: Optional[Path] = typer.Option(None, help=CHECKPOINT_HELP),
     trust_checkpoint: bool = TrustOpt,
 ):
     """Export the embedding network (no loss) to ONNX: waveforms (batch, 1, samples) -> embeddings."""
     from .experiment import Experiment
     from .export import INPUT_NAME, OUTPUT_NAME, export_onnx
+    from .loading import load_model
 
-    experiment = Experiment.load(experiment_dir)
-    model = experiment.load_model(experiment.checkpoint(checkpoint), trust=trust_checkpoint)
+    model = load_model(Experiment.load(experiment_dir), checkpoint, trust=trust_checkpoint)
     path = export_onnx(model, onnx)
     typer.echo(
         f"{path}: {INPUT_NAME} (batch, 1, samples) float32 at {model.audio.sample_rate} Hz "
@@ -409,11 +519,13 @@ def diarize(
     segmentation: Path = typer.Option(..., help="Segmentation checkpoint (e.g. pyannote/segmentation-3.0's pytorch_model.bin)."),
     num_speakers: Optional[int] = typer.Option(None, help="Number of speakers, when known."),
     output: Optional[Path] = typer.Option(None, "--rttm", help="Write the diarization to this RTTM file."),
+    plda: Optional[Path] = PldaOpt,
 ):
-    """Speaker diarization of AUDIO with pyannote's pipeline and the checkpoint's embeddings."""
+    """Speaker diarization of AUDIO with pyannote's pipeline and the checkpoint's embeddings (AHC, or VBx with --plda)."""
     from .pipelines.diarization import diarize as diarize_file
 
-    typer.echo(diarize_file(checkpoint, audio, segmentation, num_speakers=num_speakers, rttm=output).to_rttm(), nl=False)
+    diarization = diarize_file(checkpoint, audio, segmentation, num_speakers=num_speakers, rttm=output, plda=plda)
+    typer.echo(diarization.to_rttm(), nl=False)
 
 
 @app.command("oracle-der")
@@ -430,19 +542,35 @@ def oracle_der(
     ),
     method: str = typer.Option("average", help="Agglomerative clustering linkage."),
     output: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this JSON file."),
+    plda: Optional[Path] = PldaOpt,
 ):
     """DER of reference speech turns clustered with the checkpoint's embeddings (oracle number of speakers)."""
     from .pipelines.oracle import oracle_der_report
 
     report = oracle_der_report(
-        checkpoint, rttm=rttm, audio=audio, conversations=conversations, database=database, method=method, output=output
+        checkpoint, rttm=rttm, audio=audio, conversations=conversations, database=database, method=method,
+        output=output, plda=plda,
     )
     for file in report["files"]:
+        vbx = ""
+        if "der_vbx" in file:
+            vbx = (
+                f", VBx: {100 * file['der_vbx']:.1f} % (with its own {file['num_clusters_vbx_own']} "
+                f"speakers: {100 * file['der_vbx_own']:.1f} %)"
+            )
         typer.echo(
             f"{file['uri']}: {file['num_turns']} oracle turns, {file['num_speakers']} speakers: "
-            f"DER = {100 * file['der']:.1f} % (single cluster: {100 * file['baseline_der']:.1f} %)"
+            f"DER = {100 * file['der']:.1f} %{vbx} (single cluster: {100 * file['baseline_der']:.1f} %)"
         )
-    typer.echo(f"oracle DER = {100 * report['der']:.1f} % (single-cluster baseline: {100 * report['baseline_der']:.1f} %)")
+    vbx = ""
+    if "vbx" in report:
+        vbx = (
+            f" with AHC, {100 * report['vbx']['der']:.1f} % with VBx "
+            f"({100 * report['vbx']['der_own']:.1f} % with VBx's own number of speakers)"
+        )
+    typer.echo(
+        f"oracle DER = {100 * report['der']:.1f} %{vbx} (single-cluster baseline: {100 * report['baseline_der']:.1f} %)"
+    )
 
 
 @app.command("train-segmentation")

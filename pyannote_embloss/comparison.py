@@ -3,38 +3,51 @@
     pyannote-audio-emb compare experiments/* [PROTOCOL] [--seeds N] [--condition noise:5 --condition reverb]
 
 trains what is not trained yet, evaluates every experiment on the same
-trials (raw cosine, mean normalisation, AS-norm; and every test condition),
+trials (raw cosine, mean normalisation, AS-norm, PLDA; and every test condition),
 always adds the training-free ``baseline (no training)`` row, and writes
 
 * ``comparison.md`` / ``comparison.csv``: EER (95 % bootstrap CI, or mean ±
   std over seeds) per scoring and condition, relative degradation from
   clean, minDCF, training time, and the EER difference to the best system
   with a paired-bootstrap 95 % interval (significant when it excludes 0);
-* ``comparison.json``: every number of every run;
+* ``comparison.json``: every number of every run (schema
+  ``pyannote-embloss/compare/1``, documented in docs/results-schema.md);
 * ``comparison.det.png`` (clean), ``comparison.<condition>.det.png`` (one per
   condition) and, with noise conditions, ``comparison.snr.png`` (EER against
   SNR, a line per system).
 
 Runs that are already trained and evaluated are not run again: an
 interrupted ``compare`` resumes where it stopped (an interrupted training from its last.ckpt).
+A run is trained again, from scratch, when its effective config
+(:mod:`pyannote_embloss.run_config`: config.yml and the protocol) differs from
+the one it was trained with, as recorded in its training.json or last.ckpt;
+stderr says so, with what changed.
+
+Seed runs live in ``EXP/seeds/<seed>/``, each with its config.yml (EXP's,
+with its seed; rewritten when EXP's changes), so that ``evaluate
+EXP/seeds/<seed>`` works like for any experiment.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import yaml
 
 from .conditions import Condition
 from .errors import ConfigError, DataError, MissingFileError
 from .evaluation.metrics import paired_bootstrap_eer_difference
-from .evaluation.report import plot_det_curves, plot_eer_vs_snr, write_json, write_table
+from .evaluation.report import COMPARE_SCHEMA, EVALUATE_SCHEMA, plot_det_curves, plot_eer_vs_snr, write_json, write_table
 from .evaluation.verification import evaluate
 from .experiment import CONFIG, Experiment
+from .io import atomic_write_text
 from .lock import OutputLock
+from .run_config import changed_keys, config_hash, effective_config
 from .training import train
 
 __all__ = ["compare", "expand_experiments", "seed_experiments", "BASELINE"]
@@ -78,20 +91,78 @@ def seed_experiments(experiment: Experiment, seeds: int) -> List[Experiment]:
     The first run is the experiment directory itself, with the config's
     seed (so that ``compare --seeds N`` reuses a single-seed comparison); the
     others run in `<experiment>/seeds/<seed>/`, with seeds config seed + 1,
-    config seed + 2, ... A training-free experiment has a single run.
+    config seed + 2, ..., each with its own config.yml: the experiment's,
+    with that seed (written when missing or different). A training-free
+    experiment has a single run.
     """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1 (got {seeds}).")
     if seeds == 1 or not experiment.trainable:
         return [experiment]
+    config = yaml.safe_load((experiment.directory / CONFIG).read_text())
     runs = [experiment]
     for k in range(1, seeds):
-        config = copy.deepcopy(experiment.config)
-        config["seed"] = experiment.config["seed"] + k
-        directory = experiment.directory / "seeds" / str(config["seed"])
-        directory.mkdir(parents=True, exist_ok=True)
-        runs.append(Experiment(directory=directory, config=config))
+        seed = experiment.config.seed + k
+        directory = experiment.directory / "seeds" / str(seed)
+        text = (
+            f"# {experiment.name}'s config.yml (../../{CONFIG}) with seed {seed}: a run of `compare --seeds`,\n"
+            f"# written again whenever that file changes.\n"
+            + yaml.safe_dump({**config, "seed": seed}, sort_keys=False)
+        )
+        path = directory / CONFIG
+        if not path.is_file() or path.read_text() != text:
+            directory.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, text)
+        runs.append(Experiment.load(directory))
     return runs
+
+
+def _checkpoint_config_hash(path: Path) -> Optional[str]:
+    """Hash of the effective config a checkpoint was trained with (None when it does not say)"""
+    from .checkpoint import load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(path)
+    except (DataError, OSError, RuntimeError):  # resuming will report it
+        return None
+    return (checkpoint.get("callbacks") or {}).get("PreemptionCheckpoint", {}).get("config_hash")
+
+
+def training_to_do(run: Experiment, protocol: str) -> Tuple[str, Optional[str]]:
+    """What ``compare`` does with the training of `run` on `protocol`, and what to tell the user
+
+    Returns
+    -------
+    action : {"reuse", "resume", "train", "retrain"}
+        Reuse its training; resume it from last.ckpt; train it; train it again from scratch.
+    message : str or None
+        Why, for stderr, when the user should know.
+    """
+    if not run.trainable:
+        return "reuse", None
+    expected = effective_config(run.config, protocol)
+    if run.is_trained():
+        summary = run.read_training_summary()
+        if "config_hash" not in summary:
+            return "reuse", (
+                f"{run.directory}: trained before runs recorded their config, so a change of its config.yml cannot "
+                f"be told: reusing its training (delete {run.checkpoints} to train it again)."
+            )
+        if summary["config_hash"] == config_hash(expected):
+            return "reuse", None
+        changed = changed_keys(summary.get("config", {}), expected)
+        return "retrain", (
+            f"{run.directory}: its config changed since it was trained ({', '.join(changed) or 'config'}): "
+            "training it again."
+        )
+    if run.last_checkpoint.is_file():
+        recorded = _checkpoint_config_hash(run.last_checkpoint)
+        if recorded is not None and recorded != config_hash(expected):
+            return "retrain", (
+                f"{run.directory}: its config changed since its interrupted training: training it from scratch."
+            )
+        return "resume", None
+    return "train", None
 
 
 def _baseline(output: Path, protocol: str) -> Experiment:
@@ -108,18 +179,21 @@ def _results_path(experiment: Experiment, protocol: str, subset: str) -> Path:
 def _run(experiment: Experiment, protocol, database, subset, train_missing, progress, conditions, noise_dir,
          rir_dir) -> dict:
     """Train `experiment` if needed, evaluate it (or reuse its saved evaluation), return its results"""
-    if not experiment.is_trained():
+    action, message = training_to_do(experiment, protocol)
+    if message:
+        print(message, file=sys.stderr, flush=True)
+    if action != "reuse":
         # an interrupted training continues from its last.ckpt (exact from an epoch boundary)
-        resume = experiment.last_checkpoint.is_file()
-        train(experiment, protocol=protocol, database=database, overwrite=not resume, resume=resume,
-              progress_bar=progress)
+        train(experiment, protocol=protocol, database=database, overwrite=action != "resume",
+              resume=action == "resume", progress_bar=progress)
     cache = _results_path(experiment, protocol, subset)
     names = [c.name for c in conditions if not c.is_clean]
     key = json.dumps({"conditions": names, "checkpoint_mtime": _mtime(experiment)})
     if cache.is_file():
         saved = np.load(cache, allow_pickle=False)
         if str(saved["key"]) == key:
-            results = json.loads(str(saved["results"]))
+            # (evaluations cached before results carried their schema have the same fields)
+            results = {"schema": EVALUATE_SCHEMA, **json.loads(str(saved["results"]))}
             results["y_true"] = saved["y_true"]
             results["scores"] = {k[len("scores/"):]: saved[k] for k in saved.files if k.startswith("scores/")}
             results["condition_scores"] = {k[len("condition/"):]: saved[k] for k in saved.files if k.startswith("condition/")}
@@ -164,8 +238,8 @@ def _scores(results: dict, condition: Optional[str] = None) -> np.ndarray:
 
 def summarise(name: str, experiment: Experiment, runs: Sequence[dict], conditions: Sequence[Condition]) -> dict:
     """Table row of one experiment from its runs (one per seed)"""
-    row: dict = {"system": name, "task": experiment.config["task"]["name"] if experiment.trainable else "none"}
-    scorings = ["cosine"] + [s for s in ("mean", "asnorm") if s in runs[0].get("normalized", {})]
+    row: dict = {"system": name, "task": experiment.config.task.name if experiment.trainable else "none"}
+    scorings = ["cosine"] + [s for s in ("mean", "asnorm", "plda") if s in runs[0].get("normalized", {})]
     if len(runs) > 1:
         row["seeds"] = len(runs)
     for scoring in scorings:
@@ -234,7 +308,7 @@ def significance(rows: List[dict], runs: Dict[str, List[dict]], n_resamples: int
 def columns_of(rows: List[dict], seeds: int, conditions: Sequence[Condition]) -> List[str]:
     columns = ["system", "task"] + (["seeds"] if seeds > 1 else [])
     # (the table writer puts each "<column>_std" and "<column>_ci" beside its column)
-    columns += [c for c in ("eer", "eer_mean", "eer_asnorm") if any(c in row for row in rows)]
+    columns += [c for c in ("eer", "eer_mean", "eer_asnorm", "eer_plda") if any(c in row for row in rows)]
     noisy = [c.name for c in conditions if not c.is_clean]
     for name in noisy:
         columns += [f"eer[{name}]", f"degradation[{name}]"]
@@ -296,7 +370,7 @@ def compare(
     names = [e.name for e in experiments]
     if len(set(names)) != len(names):
         raise ConfigError(f"Experiment directory names must be unique, got {names}.")
-    protocols = {e.protocol_name(protocol) for e in experiments if e.trainable or e.config.get("protocol")}
+    protocols = {e.protocol_name(protocol) for e in experiments if e.trainable or e.config.protocol}
     protocols = protocols or {experiments[0].protocol_name(protocol)}
     if len(protocols) > 1:
         raise ConfigError(
@@ -313,6 +387,13 @@ def compare(
             raise MissingFileError(
                 f"Experiment '{untrained[0]}' is not trained (no training.json / best.ckpt): "
                 "run without --no-train, or train it first."
+            )
+        runs = [run for runs in runs_of.values() for run in runs]
+        stale = [run.directory for run in runs if training_to_do(run, protocol)[0] != "reuse"]
+        if stale:
+            raise ConfigError(
+                f"Experiment '{stale[0]}': its config changed since it was trained: run without --no-train to "
+                "train it again."
             )
     if not any(not e.trainable for e in experiments):
         baseline = _baseline(output, protocol)
@@ -355,12 +436,13 @@ def compare(
                 output / f"comparison.{condition.name.replace(':', '_')}.det.png",
                 title=f"{protocol} ({subset}), {condition.name}, cosine",
             )
-        noisy = [c for c in conditions if c.noise is not None]
+        noisy = [c for c in conditions if c.noise is not None and c.duration is None]
         if noisy:
             paths["snr_plot"] = plot_eer_vs_snr(rows, conditions, output / "comparison.snr.png", title=f"{protocol} ({subset})")
         paths["json"] = write_json(
             output / "comparison.json",
             {
+                "schema": COMPARE_SCHEMA,
                 "protocol": protocol,
                 "subset": subset,
                 "seeds": seeds,

@@ -1,13 +1,21 @@
-"""Corrupted test conditions: noise, babble, reverberation, derived deterministically from clean test files
+"""Test conditions: short, noisy, babble, reverberant audio, derived deterministically from clean test files
 
     --condition clean               the test files as they are (always evaluated)
+    --condition duration:1          the middle 1 s of each test file (of its segment, when the trial
+                                    has one); files shorter than that stay whole
     --condition noise:5             noise files (--noise-dir, their test split) at 5 dB SNR
     --condition colored:5           coloured noise (f_decay in [-2, 2]) at 5 dB SNR
     --condition babble:10           3 to 5 summed utterances of *training* speakers at 10 dB SNR
     --condition reverb              room impulse responses (--rir-dir, their test split, or simulated
                                     rooms with RT60 in [0.3, 0.9] s, from another seed than training's)
     --condition reverb+noise:5      reverberation, then noise (likewise reverb+colored:SNR, reverb+babble:SNR)
+    --condition duration:1+noise:5  the middle 1 s, then noise (duration combines with any of the above)
 
+Noise, babble and reverberation are the training augmentation's
+(:func:`~pyannote_embloss.augmentation.mix_at_snr`,
+:func:`~pyannote_embloss.augmentation.babble`,
+:func:`~pyannote_embloss.augmentation.add_colored_noise`,
+:func:`~pyannote_embloss.augmentation.reverberate`), drawn from test sources.
 The corruption of a file depends only on the condition, the file's uri and
 :data:`SEED`: every model is tested on exactly the same audio, bit for bit,
 and nothing is written over the corpus. Test noises and impulse responses
@@ -19,6 +27,7 @@ and an explicit overlap is refused (:func:`check_disjoint`).
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +35,10 @@ from typing import Iterable, List, Optional, Sequence
 
 import torch
 
-from .augmentation import ImpulseResponses, NoiseSource, mix_at_snr, reverberate
+from .augmentation import ImpulseResponses, NoiseSource, add_colored_noise, babble, mix_at_snr, reverberate
 from .errors import ConfigError, DataError
 
-__all__ = ["Condition", "TestConditions", "parse_conditions", "check_disjoint", "SEED"]
+__all__ = ["Condition", "TestConditions", "parse_conditions", "check_disjoint", "middle", "SEED"]
 
 #: seed of every test corruption
 SEED = 2020
@@ -48,50 +57,79 @@ class Condition:
         "noise", "colored" or "babble" (None for none).
     snr : float, optional
         SNR of the added noise, in dB.
+    duration : float, optional
+        Keep the middle `duration` seconds of each file (None: all of it).
     """
 
     reverb: bool = False
     noise: Optional[str] = None
     snr: Optional[float] = None
+    duration: Optional[float] = None
 
     @property
     def name(self) -> str:
-        parts = (["reverb"] if self.reverb else []) + ([f"{self.noise}:{self.snr:g}"] if self.noise else [])
+        parts = (
+            ([f"duration:{self.duration:g}"] if self.duration is not None else [])
+            + (["reverb"] if self.reverb else [])
+            + ([f"{self.noise}:{self.snr:g}"] if self.noise else [])
+        )
         return "+".join(parts) or "clean"
 
     @property
     def is_clean(self) -> bool:
-        return not self.reverb and self.noise is None
+        return not self.reverb and self.noise is None and self.duration is None
 
     @classmethod
     def parse(cls, text: str) -> "Condition":
-        """Condition from its name ("clean", "noise:5", "reverb", "reverb+babble:10", ...)
+        """Condition from its name ("clean", "duration:1", "noise:5", "reverb", "reverb+babble:10", ...)
 
         Raises
         ------
         ConfigError
-            Naming the unknown part.
+            Naming the unknown part, or the value that is not a number (or not a positive duration).
         """
         text = text.strip().lower()
         if text == "clean":
             return cls()
-        reverb, noise, snr = False, None, None
+        reverb, noise, snr, duration = False, None, None, None
         for part in text.split("+"):
             if part == "reverb":
                 reverb = True
                 continue
             kind, _, value = part.partition(":")
+            if kind == "duration" and value:
+                try:
+                    duration = float(value)
+                except ValueError:
+                    duration = math.nan
+                if not (math.isfinite(duration) and duration > 0):
+                    raise ConfigError(
+                        f"Test condition '{text}': the duration '{value}' is not a positive number of seconds."
+                    )
+                continue
             if kind not in NOISES or not value:
                 raise ConfigError(
-                    f"Unknown test condition '{text}': use clean, reverb, noise:SNR, colored:SNR, babble:SNR, "
-                    "or reverb+<noise>:SNR (SNR in dB, e.g. noise:5)."
+                    f"Unknown test condition '{text}': use clean, duration:SECONDS, reverb, noise:SNR, colored:SNR, "
+                    "babble:SNR, or their combinations such as reverb+noise:SNR (SNR in dB, e.g. noise:5)."
                 )
             try:
                 snr = float(value)
             except ValueError:
                 raise ConfigError(f"Test condition '{text}': the SNR '{value}' is not a number (dB).") from None
             noise = kind
-        return cls(reverb=reverb, noise=noise, snr=snr)
+        return cls(reverb=reverb, noise=noise, snr=snr, duration=duration)
+
+
+def middle(waveform: torch.Tensor, duration: float, sample_rate: int) -> torch.Tensor:
+    """The middle `duration` seconds of `waveform` (channel, sample); all of it when it is not longer
+
+    ``round(duration * sample_rate)`` samples, starting ``(num_samples - that) // 2`` samples in.
+    """
+    num_samples = int(round(duration * sample_rate))
+    if waveform.shape[-1] <= num_samples:
+        return waveform
+    start = (waveform.shape[-1] - num_samples) // 2
+    return waveform[..., start : start + num_samples]
 
 
 def parse_conditions(texts: Iterable[str]) -> List[Condition]:
@@ -167,27 +205,32 @@ class TestConditions:
         return [] if self.noise is None else self.noise.paths
 
     def _babble(self, num_samples: int, rng: random.Random) -> torch.Tensor:
+        """:func:`~pyannote_embloss.augmentation.babble` of 3 to 5 excerpts of training speakers' files"""
         from pyannote.audio.core.io import Audio
         from pyannote.core import Segment
 
         from .audio import audio_duration, load_audio
 
         audio = Audio(sample_rate=self.sample_rate, mono="downmix")
-        babble = torch.zeros(1, num_samples)
+        length = num_samples / self.sample_rate
+        speech = []
         for path in rng.sample(self.babble_files, rng.randint(3, 5)):
-            duration = audio_duration(path)
-            length = num_samples / self.sample_rate
-            start = rng.uniform(0.0, max(0.0, duration - length))
-            speech = load_audio(audio, path, Segment(start, start + length), num_samples=num_samples)
-            babble += speech / speech.pow(2).mean().sqrt().clamp(min=1e-8)
-        return babble
+            start = rng.uniform(0.0, max(0.0, audio_duration(path) - length))
+            speech.append(load_audio(audio, path, Segment(start, start + length), num_samples=num_samples))
+        return babble(speech)
 
     def corrupt(self, waveform: torch.Tensor, condition: Condition, key: str) -> torch.Tensor:
-        """`waveform` (channel, sample) in `condition`; the same `key` (uri) always gives the same audio"""
+        """`waveform` (channel, sample) in `condition`; the same `key` (uri) always gives the same audio
+
+        The middle of the waveform is kept first (``duration:``, see
+        :func:`middle`), then it is reverberated, then noise is added.
+        """
         if condition.is_clean:
             return waveform
         rng = random.Random(f"{SEED}:{condition.name}:{key}")
         out = waveform
+        if condition.duration is not None:
+            out = middle(out, condition.duration, self.sample_rate)
         if condition.reverb:
             out = reverberate(out, self.rirs.sample(rng))
         if condition.noise == "noise":
@@ -196,14 +239,5 @@ class TestConditions:
         elif condition.noise == "babble":
             out = mix_at_snr(out, self._babble(out.shape[-1], rng).to(out.dtype), condition.snr)
         elif condition.noise == "colored":
-            from torch_audiomentations import AddColoredNoise
-
-            f_decay = rng.uniform(-2.0, 2.0)
-            transform = AddColoredNoise(
-                min_snr_in_db=condition.snr, max_snr_in_db=condition.snr, min_f_decay=f_decay, max_f_decay=f_decay,
-                p=1.0, sample_rate=self.sample_rate, output_type="dict",
-            )
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(rng.randrange(2**63))
-                out = transform(out[None], sample_rate=self.sample_rate).samples[0]
+            out = add_colored_noise(out, condition.snr, rng.uniform(-2.0, 2.0), rng, self.sample_rate)
         return out

@@ -11,7 +11,11 @@ Each class also derives from the matching built-in exception (``ValueError``,
 
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 __all__ = [
+    "did_you_mean",
     "EmblossError",
     "ConfigError",
     "DataError",
@@ -78,3 +82,15 @@ class UntrustedCheckpointError(EmblossError, RuntimeError):
 
 class ExportError(EmblossError, RuntimeError):
     """A model cannot be exported (to ONNX)"""
+
+
+def did_you_mean(name, valid: Iterable) -> str:
+    """`` (did you mean 'X'?)``, X being the valid name closest to `name`; empty when none is close
+
+    For the one-line errors on unknown names (config.yml sections and keys,
+    optimizers, schedulers)::
+
+        f"unknown key {key!r}{did_you_mean(key, valid)}"
+    """
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

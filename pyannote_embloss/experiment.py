@@ -17,85 +17,26 @@ An experiment directory holds a `config.yml`::
       max_epochs: 10
 
 and training writes `checkpoints/` (`best.ckpt`, `last.ckpt`), `logs/` and
-`training.json`; evaluation writes `results/`.
+`training.json`; evaluation writes `results/`. :meth:`Experiment.load` reads
+config.yml once into an :class:`~pyannote_embloss.config.ExperimentConfig`
+(typed sections, every error reported at load time).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Mapping, Optional
 
-import yaml
+from .config import ExperimentConfig
+from .errors import ConfigError, MissingFileError
+from .io import atomic_write_text
 
 CONFIG = "config.yml"
 #: the default recipe, which `train NEW_DIR PROTOCOL` starts from (experiments/aam/config.yml links to it)
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "aam.yml"
-SECTIONS = {
-    "protocol",
-    "seed",
-    "task",
-    "architecture",
-    "optimizer",
-    "scheduler",
-    "margin_scheduler",
-    "augmentation",
-    "trainer",
-    "logger",
-    "checkpoint",
-    "description",
-}
-
-
-from .errors import ConfigError, MissingFileError
-from .io import atomic_write_text
-
-
-def _section(config: dict, key: str, path: Path, default_name: Optional[str] = None) -> dict:
-    value = config.get(key, {} if default_name else None)
-    if value is None:
-        raise ConfigError(f"{path}: missing '{key}' section (with a 'name' and optional 'params').")
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: '{key}' must be a mapping with 'name' and 'params', got {value!r}.")
-    unknown = set(value) - {"name", "params"}
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown key(s) {sorted(unknown)} in '{key}': only 'name' and 'params' are allowed."
-        )
-    name = value.get("name", default_name)
-    if not name:
-        raise ConfigError(f"{path}: '{key}' has no 'name'.")
-    params = value.get("params") or {}
-    if not isinstance(params, dict):
-        raise ConfigError(f"{path}: '{key}.params' must be a mapping, got {params!r}.")
-    return {"name": str(name), "params": dict(params)}
-
-
-def _logger(value, path: Path) -> str:
-    loggers = ("csv", "tensorboard")
-    if value not in loggers:
-        raise ConfigError(f"{path}: unknown logger {value!r}: use one of {', '.join(loggers)}.")
-    if value == "tensorboard":
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                f"{path}: 'logger: tensorboard' needs the tensorboard package (pip install tensorboard)."
-            ) from None
-    return value
-
-
-def _checkpointing(value, path: Path) -> dict:
-    value = dict(value or {})
-    unknown = set(value) - {"every_n_steps"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} in 'checkpoint': only 'every_n_steps'.")
-    every = value.get("every_n_steps")
-    if every is not None and (not isinstance(every, int) or every < 1):
-        raise ConfigError(f"{path}: checkpoint.every_n_steps must be a positive integer (got {every!r}).")
-    return value
 
 
 @dataclass
@@ -106,12 +47,18 @@ class Experiment:
     ----------
     directory : Path
         Experiment directory.
-    config : dict
-        Validated configuration (see module docstring).
+    config : ExperimentConfig
+        Its validated config.yml. A mapping of config.yml's sections is
+        validated into one (errors name `directory`/config.yml).
     """
 
     directory: Path
-    config: Dict[str, Any] = field(default_factory=dict)
+    config: ExperimentConfig
+
+    def __post_init__(self):
+        self.directory = Path(self.directory)
+        if isinstance(self.config, Mapping):
+            self.config = ExperimentConfig.from_dict(dict(self.config), self.directory / CONFIG)
 
     @classmethod
     def create(cls, directory, protocol: str) -> "Experiment":
@@ -150,13 +97,13 @@ class Experiment:
 
     @classmethod
     def load(cls, directory) -> "Experiment":
-        """Read and validate `directory/config.yml`
+        """Read and validate `directory/config.yml` (:meth:`ExperimentConfig.read`)
 
         Raises
         ------
         ConfigError
-            When the directory or config.yml is missing, is not valid YAML, or
-            has unknown sections, task or architecture names.
+            When the directory or config.yml is missing, or config.yml holds
+            any error (see :mod:`pyannote_embloss.config`).
         """
         directory = Path(directory)
         path = directory / CONFIG
@@ -168,68 +115,7 @@ class Experiment:
                 f"(see experiments/aam/config.yml for an example: {DEFAULT_RECIPE}), or give `train` a new "
                 "directory and a protocol to start from the default recipe."
             )
-        try:
-            config = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from e
-        if not isinstance(config, dict):
-            raise ConfigError(f"{path} must be a YAML mapping of sections, got {type(config).__name__}.")
-
-        unknown = set(config) - SECTIONS
-        if unknown:
-            raise ConfigError(
-                f"{path}: unknown section(s) {sorted(unknown)}; known sections: {sorted(SECTIONS)}."
-            )
-
-        from .models import get_architecture, is_trainable
-        from .tasks import get_task_class
-
-        try:
-            architecture = _section(config, "architecture", path, default_name="SincTDNN")
-            trainable = is_trainable(get_architecture(architecture["name"]))
-        except ValueError as e:
-            raise ConfigError(f"{path}: {e}") from e
-        validated = {
-            "protocol": config.get("protocol"),
-            "seed": int(config.get("seed", 0)),
-            "architecture": architecture,
-            "description": config.get("description", ""),
-        }
-        if not trainable:
-            extra = sorted(set(config) - {"protocol", "seed", "architecture", "description"})
-            if extra:
-                raise ConfigError(
-                    f"{path}: architecture '{architecture['name']}' needs no training: remove the "
-                    f"training section(s) {extra}."
-                )
-            return cls(directory=directory, config=validated)
-
-        validated.update(
-            task=_section(config, "task", path),
-            optimizer=_section(config, "optimizer", path, default_name="Adam"),
-            trainer=dict(config.get("trainer") or {}),
-        )
-        try:
-            get_task_class(validated["task"]["name"])
-        except ValueError as e:
-            raise ConfigError(f"{path}: {e}") from e
-
-        import torch
-
-        if not hasattr(torch.optim, validated["optimizer"]["name"]):
-            raise ConfigError(
-                f"{path}: unknown optimizer '{validated['optimizer']['name']}': use the name of a "
-                "torch.optim class (e.g. SGD, Adam, AdamW)."
-            )
-        from .schedules import check_margin_scheduler, check_scheduler
-        from .augmentation import check_augmentation
-
-        validated["scheduler"] = check_scheduler(config.get("scheduler"), path)
-        validated["margin_scheduler"] = check_margin_scheduler(config.get("margin_scheduler"), path)
-        validated["augmentation"] = check_augmentation(config.get("augmentation"), path)
-        validated["logger"] = _logger(config.get("logger", "csv"), path)
-        validated["checkpoint"] = _checkpointing(config.get("checkpoint"), path)
-        return cls(directory=directory, config=validated)
+        return cls(directory=directory, config=ExperimentConfig.read(path))
 
     @property
     def name(self) -> str:
@@ -275,7 +161,7 @@ class Experiment:
 
     def protocol_name(self, protocol: Optional[str] = None) -> str:
         """Protocol given on the command line, else the config's default"""
-        name = protocol or self.config.get("protocol")
+        name = protocol or self.config.protocol
         if not name:
             raise ConfigError(
                 f"No protocol given and {self.directory / CONFIG} has no default 'protocol'."
@@ -285,7 +171,7 @@ class Experiment:
     @property
     def trainable(self) -> bool:
         """False for training-free architectures (e.g. the log-mel statistics baseline)"""
-        return "task" in self.config
+        return self.config.trainable
 
     def is_trained(self) -> bool:
         """Whether a checkpoint and its training summary exist (always True when there is nothing to train)"""
@@ -295,6 +181,12 @@ class Experiment:
 
     def checkpoint(self, path=None) -> Optional[Path]:
         """The checkpoint to use: `path`, else the best checkpoint
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            A checkpoint file, or the bare name of one of the experiment's
+            (e.g. "average" for checkpoints/average.ckpt, "main", "last").
 
         Returns
         -------
@@ -309,38 +201,13 @@ class Experiment:
         if path is None and not self.trainable:
             return None
         checkpoint = Path(path) if path is not None else self.best_checkpoint
+        if path is not None and not checkpoint.exists() and checkpoint.name == str(path) and not checkpoint.suffix:
+            checkpoint = self.checkpoints / f"{path}.ckpt"
         if not checkpoint.is_file():
             raise MissingFileError(
                 f"No checkpoint '{checkpoint}': train first with `pyannote-audio-emb train {self.directory}`."
             )
         return checkpoint
-
-    def load_model(self, checkpoint=None, trust: bool = False):
-        """The experiment's embedding model, for inference
-
-        Parameters
-        ----------
-        checkpoint : str or Path, optional
-            Defaults to :meth:`checkpoint`.
-        trust : bool, optional
-            Unpickle anything the checkpoint holds (see
-            :func:`pyannote_embloss.checkpoint.load_checkpoint`). Defaults to False.
-        """
-        from .inference import load_model
-
-        path = self.checkpoint(checkpoint)
-        if path is None:
-            from .models import get_architecture
-
-            section = self.config["architecture"]
-            try:
-                model = get_architecture(section["name"])(**section["params"])
-            except TypeError as e:
-                raise ConfigError(
-                    f"{self.directory / CONFIG}: invalid architecture.params for '{section['name']}': {e}."
-                ) from e
-            return load_model(model)
-        return load_model(path, trust=trust)
 
     def read_training_summary(self) -> dict:
         return json.loads(self.training_summary.read_text())

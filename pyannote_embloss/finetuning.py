@@ -30,10 +30,11 @@ from pyannote.audio.core.model import Model
 from pyannote.audio.models.embedding import XVectorMFCC, XVectorSincNet
 from pyannote.audio.models.embedding.wespeaker import BaseWeSpeakerResNet
 
-from .checkpoint import architecture_class, drop_loss_parameters, load_checkpoint
+from .checkpoint import drop_loss_parameters, load_checkpoint
 from .errors import ConfigError, DataError, MissingFileError
 from .experiment import Experiment
 from .io import PathLike
+from .loading import architecture_class
 from .models import ECAPATDNN, LogMelStatistics, SincTDNN, get_architecture
 
 #: front-end of each architecture (and of its subclasses): (its modules, what it is), for `--freeze-frontend`
@@ -125,21 +126,21 @@ class PretrainedCheckpoint:
         ConfigError
             When config.yml's architecture is not the checkpoint's.
         """
-        section = experiment.config["architecture"]
-        Klass = get_architecture(section["name"])
+        section = experiment.config.architecture
+        Klass = get_architecture(section.name)
         if Klass is not self.architecture:
             raise ConfigError(
-                f"{experiment.directory / 'config.yml'}: architecture '{section['name']}' "
+                f"{experiment.directory / 'config.yml'}: architecture '{section.name}' "
                 f"({Klass.__module__}.{Klass.__name__}) does not match the pretrained checkpoint "
                 f"'{self.path}' ({self.architecture.__module__}.{self.architecture.__name__}): "
                 "set architecture.name to the checkpoint's."
             )
         overridden = {
             name: (value, self.hyper_parameters[name])
-            for name, value in section["params"].items()
+            for name, value in section.params.items()
             if name in self.hyper_parameters and value != self.hyper_parameters[name]
         }
-        return {**section["params"], **self.hyper_parameters}, overridden
+        return {**section.params, **self.hyper_parameters}, overridden
 
 
 def build_pretrained_model(experiment: Experiment, task, pretrained: PretrainedCheckpoint) -> Tuple[Model, dict]:

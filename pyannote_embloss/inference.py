@@ -10,6 +10,14 @@
 
 or, equivalently, ``torch.hub.load(REPOSITORY, "emb", source="local", checkpoint=...)``
 (see hubconf.py at the repository root).
+
+Loaded from an experiment (its directory, or a checkpoint in its
+checkpoints/) that ``pyannote-audio-emb evaluate`` calibrated, the model also
+decides whether two files are of the same speaker:
+
+>>> model = pyannote_embloss.load("experiments/aam")
+>>> model.verify("/path/to/1.wav", "/path/to/2.wav")      # at FAR 1 %, or far=0.001, prior=0.01
+Verdict(score=0.71, llr=5.2, same_speaker=True)
 """
 
 from __future__ import annotations
@@ -25,63 +33,8 @@ from pyannote.core import Segment, SlidingWindowFeature
 
 from .audio import load_audio
 from .embedding import Window, embed_waveform
-from .checkpoint import load_model_checkpoint
-from .errors import MissingFileError
 from .io import PathLike
-
-
-def load_model(
-    checkpoint: Union[PathLike, Model],
-    device: Optional[Union[str, torch.device]] = None,
-    trust: bool = False,
-) -> Model:
-    """Load an embedding model for inference
-
-    Parameters
-    ----------
-    checkpoint : str, Path or Model
-        Checkpoint written by ``pyannote-audio-emb train`` (e.g.
-        ``experiments/aam/checkpoints/best.ckpt``), an experiment directory
-        (its ``checkpoints/best.ckpt`` is used), or an already loaded Model.
-    device : str or torch.device, optional
-        Defaults to CPU (as pyannote.audio).
-    trust : bool, optional
-        Unpickle anything the checkpoint holds. Defaults to False: only
-        weights and the classes pyannote.audio and this plugin save are
-        loaded (see :mod:`pyannote_embloss.checkpoint`).
-
-    Returns
-    -------
-    model : Model
-        In eval mode, on `device`, without the training loss (classifier).
-
-    Raises
-    ------
-    MissingFileError
-        When the checkpoint does not exist.
-    UntrustedCheckpointError
-        When the checkpoint holds more than weights and allow-listed classes.
-    """
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    if isinstance(checkpoint, Model):
-        model = checkpoint
-    else:
-        path = Path(checkpoint).expanduser()
-        if path.is_dir() and not (path / "checkpoints" / "best.ckpt").is_file() and (path / "config.yml").is_file():
-            from .experiment import Experiment
-
-            return Experiment.load(path).load_model(trust=trust).to(device)
-        if path.is_dir() and (path / "checkpoints" / "best.ckpt").is_file():
-            path = path / "checkpoints" / "best.ckpt"
-        if not path.is_file():
-            raise MissingFileError(
-                f"No checkpoint '{path}': pass the path of a .ckpt written by "
-                "`pyannote-audio-emb train` (e.g. EXPERIMENT_DIR/checkpoints/best.ckpt) "
-                "or an experiment directory that has one."
-            )
-        model = load_model_checkpoint(path, map_location=device, trust=trust)
-    model.eval()
-    return model.to(device)
+from .loading import experiment_of, load_model
 
 
 class SpeakerEmbedding:
@@ -90,7 +43,7 @@ class SpeakerEmbedding:
     Parameters
     ----------
     model : Model
-        Embedding model (e.g. SincTDNN loaded with :func:`load_model`).
+        Embedding model (e.g. SincTDNN loaded with :func:`pyannote_embloss.loading.load_model`).
     window : {"sliding", "whole"}, optional
         "sliding" (default) gives one embedding per window, as a
         (num_windows, dimension) `SlidingWindowFeature`; "whole" gives one
@@ -103,6 +56,12 @@ class SpeakerEmbedding:
         Sliding window step in seconds. Defaults to a quarter of `duration`.
     batch_size : int, optional
         Number of windows embedded at once. Defaults to 32.
+    experiment : str or Path, optional
+        Experiment directory the model comes from, whose calibration
+        :meth:`verify` uses.
+    checkpoint : str or Path, optional
+        Checkpoint the model was loaded from (None: the experiment's
+        training-free model).
 
     Usage
     -----
@@ -123,11 +82,15 @@ class SpeakerEmbedding:
         duration: Optional[float] = None,
         step: Optional[float] = None,
         batch_size: int = 32,
+        experiment: Optional[PathLike] = None,
+        checkpoint: Optional[PathLike] = None,
     ):
         model.eval()
         self.model = model
         self.window = Window(window, duration=duration, step=step).resolve(model)
         self.batch_size = batch_size
+        self.experiment = None if experiment is None else Path(experiment)
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
 
     @property
     def duration(self) -> Optional[float]:
@@ -211,6 +174,63 @@ class SpeakerEmbedding:
         """
         return self._embed(self._load(file, segment), start=segment.start)
 
+    def verify(
+        self,
+        audio1: PathLike,
+        audio2: PathLike,
+        far: Optional[float] = None,
+        prior: Optional[float] = None,
+        scoring: str = "cosine",
+        protocol: Optional[str] = None,
+    ):
+        """Same speaker or not: score, calibrated log-likelihood ratio and decision of two audio files
+
+        As ``pyannote-audio-emb verify``: files are embedded whole (whatever
+        `window`), scored and calibrated as the experiment's test evaluation
+        (:mod:`pyannote_embloss.verify`).
+
+        Parameters
+        ----------
+        audio1, audio2 : str or Path
+            Audio files.
+        far, prior : float, optional
+            Operating point: target false-acceptance rate (0.01, the default,
+            or 0.001) or target prior.
+        scoring : {"cosine", "plda"}, optional
+            Defaults to "cosine".
+        protocol : str, optional
+            Protocol of the evaluation. Defaults to the experiment's.
+
+        Returns
+        -------
+        verdict : pyannote_embloss.verify.Verdict
+            score, llr, same_speaker.
+
+        Raises
+        ------
+        DataError
+            When the model does not come from an experiment, or the
+            experiment has no calibration (saying how to get one).
+        ConfigError
+            When the calibration was fitted with another checkpoint.
+        MissingFileError
+            When a file does not exist.
+        """
+        from .errors import DataError
+        from .verify import Verifier
+
+        if self.experiment is None:
+            raise DataError(
+                "verify needs the calibration of an experiment: load the model from an experiment that "
+                "`pyannote-audio-emb evaluate` calibrated (pyannote_embloss.load('experiments/aam'), or its "
+                "checkpoints/best.ckpt)."
+            )
+        verifier = Verifier.from_experiment(
+            self.experiment, protocol=protocol, scoring=scoring, far=far, prior=prior,
+            model=self.model, checkpoint=self.checkpoint,
+        )
+        return verifier.verify(audio1, audio2)
+
     def __repr__(self) -> str:
         w = self.window
         options = "" if w.kind == "whole" else f", duration={w.duration:g}, step={w.step:g}"
@@ -243,16 +263,22 @@ def load(
     batch_size : int, optional
         Number of windows embedded at once. Defaults to 32.
     trust : bool, optional
-        See :func:`load_model`. Defaults to False.
+        See :func:`pyannote_embloss.loading.load_model`. Defaults to False.
 
     Returns
     -------
     model : SpeakerEmbedding
+        With a :meth:`~SpeakerEmbedding.verify` method when `checkpoint`
+        belongs to an experiment.
     """
+    experiment, path = experiment_of(checkpoint)
     return SpeakerEmbedding(
         load_model(checkpoint, device=device, trust=trust),
         window=window,
         duration=duration,
         step=step,
         batch_size=batch_size,
+        experiment=experiment,
+        checkpoint=path,
     )
+

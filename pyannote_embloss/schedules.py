@@ -13,7 +13,7 @@
           - {name: ExponentialLR, params: {gamma: 0.998}}
         milestones: [100]
 
-    margin_scheduler:           # AAM / AM margin: `initial` until start_step, then up to the loss' margin
+    margin_scheduler:           # losses with a margin (AAM, AM): `initial` until start_step, then up to the loss' margin
       initial: 0.0
       start_step: 100
       end_step: 500
@@ -28,17 +28,49 @@ from __future__ import annotations
 
 import inspect
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 
-__all__ = ["check_scheduler", "check_margin_scheduler", "build_scheduler", "MarginScheduler", "margin_at"]
+__all__ = ["SchedulerConfig", "MarginSchedulerConfig", "check_scheduler", "check_margin_scheduler", "build_scheduler", "MarginScheduler", "margin_at"]
 
-MARGIN_LOSSES = ("aam", "am")
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """`scheduler:` section: a torch.optim.lr_scheduler class, its keyword arguments, its interval
+
+    Attributes
+    ----------
+    name : str
+        Name of a torch.optim.lr_scheduler class, e.g. "OneCycleLR".
+    params : dict
+        Its keyword arguments; those of SequentialLR and ChainedScheduler hold
+        "schedulers", a list of {"name", "params"} mappings.
+    interval : {"step", "epoch"}
+        Stepped after every optimizer step, or every epoch.
+    """
+
+    name: str
+    params: Dict[str, Any] = field(default_factory=dict)
+    interval: str = "step"
+
+
+@dataclass(frozen=True)
+class MarginSchedulerConfig:
+    """`margin_scheduler:` section: the loss' margin, `initial` until start_step, then up to its own at end_step
+
+    See :func:`pyannote_embloss.schedules.margin_at`.
+    """
+
+    initial: float = 0.0
+    start_step: int = 0
+    end_step: int = 0
+    increase: str = "linear"
 
 
 def _scheduler_class(name, path: Path):
@@ -51,8 +83,8 @@ def _scheduler_class(name, path: Path):
             and n != "LRScheduler"
         )
         raise ConfigError(
-            f"{path}: unknown scheduler {name!r}: use the name of a torch.optim.lr_scheduler class "
-            f"({', '.join(known)})."
+            f"{path}: unknown scheduler {name!r}{did_you_mean(name, known)}: use the name of a "
+            f"torch.optim.lr_scheduler class ({', '.join(known)})."
         )
     return Klass
 
@@ -60,18 +92,21 @@ def _scheduler_class(name, path: Path):
 def _check_spec(spec, path: Path, where: str) -> dict:
     if not isinstance(spec, dict) or "name" not in spec:
         raise ConfigError(f"{path}: '{where}' needs a 'name' (a torch.optim.lr_scheduler class) and 'params'.")
-    unknown = set(spec) - {"name", "params", "interval"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} in '{where}': use name, params, interval.")
+    for key in spec:
+        if key not in ("name", "params", "interval"):
+            raise ConfigError(
+                f"{path}: unknown key {key!r} in '{where}'{did_you_mean(key, ('name', 'params', 'interval'))}: "
+                "use name, params, interval."
+            )
     Klass = _scheduler_class(spec["name"], path)
     params = dict(spec.get("params") or {})
-    accepted = set(inspect.signature(Klass.__init__).parameters) - {"self", "optimizer"}
-    unknown = set(params) - accepted
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown parameter(s) {sorted(unknown)} for scheduler {spec['name']}: it takes "
-            f"{', '.join(sorted(accepted))}."
-        )
+    accepted = sorted(set(inspect.signature(Klass.__init__).parameters) - {"self", "optimizer"})
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(
+                f"{path}: unknown parameter {key!r} for scheduler {spec['name']}{did_you_mean(key, accepted)}: "
+                f"it takes {', '.join(accepted)}."
+            )
     if "schedulers" in params:
         if not isinstance(params["schedulers"], list):
             raise ConfigError(f"{path}: '{where}.params.schedulers' must be a list of {{name, params}}.")
@@ -81,7 +116,7 @@ def _check_spec(spec, path: Path, where: str) -> dict:
     return {"name": str(spec["name"]), "params": params}
 
 
-def check_scheduler(section, path: Path) -> Optional[dict]:
+def check_scheduler(section, path: Path) -> Optional[SchedulerConfig]:
     """Validated `scheduler:` section (None when absent)
 
     Raises
@@ -95,8 +130,7 @@ def check_scheduler(section, path: Path) -> Optional[dict]:
     interval = section.get("interval", "step")
     if interval not in ("step", "epoch"):
         raise ConfigError(f"{path}: scheduler interval must be 'step' or 'epoch' (got {interval!r}).")
-    checked["interval"] = interval
-    return checked
+    return SchedulerConfig(checked["name"], checked["params"], interval)
 
 
 def _build(spec: dict, optimizer, total: int):
@@ -112,36 +146,45 @@ def _build(spec: dict, optimizer, total: int):
     return Klass(optimizer, **params)
 
 
-def build_scheduler(section: dict, optimizer, total_steps: int, total_epochs: int) -> dict:
+def build_scheduler(section: SchedulerConfig, optimizer, total_steps: int, total_epochs: int) -> dict:
     """Lightning ``lr_scheduler`` configuration of `optimizer`
 
     Parameters
     ----------
-    section : dict
-        Output of :func:`check_scheduler`.
+    section : SchedulerConfig
+        The `scheduler:` section (:func:`check_scheduler`).
     total_steps, total_epochs : int
         Length of the run, for OneCycleLR's ``total_steps`` and
         CosineAnnealingLR's ``T_max`` when not given (in steps or epochs, as
         the interval).
     """
-    total = total_steps if section["interval"] == "step" else total_epochs
-    return {"scheduler": _build(section, optimizer, total), "interval": section["interval"], "frequency": 1}
+    total = total_steps if section.interval == "step" else total_epochs
+    spec = {"name": section.name, "params": section.params}
+    return {"scheduler": _build(spec, optimizer, total), "interval": section.interval, "frequency": 1}
 
 
 # ---------------------------------------------------------------- margin
 
 
-def check_margin_scheduler(section, path: Path) -> Optional[dict]:
+def check_margin_scheduler(section, path: Path) -> Optional[MarginSchedulerConfig]:
     """Validated `margin_scheduler:` section (None when absent)"""
     if section is None:
         return None
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: 'margin_scheduler' must be a mapping (initial, start_step, end_step, increase).")
-    unknown = set(section) - {"initial", "start_step", "end_step", "increase"}
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown key(s) {sorted(unknown)} in 'margin_scheduler': use initial, start_step, end_step, increase."
-        )
+    keys = ("initial", "start_step", "end_step", "increase")
+    for key in section:
+        if key not in keys:
+            raise ConfigError(
+                f"{path}: unknown key {key!r} in 'margin_scheduler'{did_you_mean(key, keys)}: use {', '.join(keys)}."
+            )
+    initial = section.get("initial", 0.0)
+    if isinstance(initial, bool) or not isinstance(initial, (int, float)) or initial < 0:
+        raise ConfigError(f"{path}: margin_scheduler.initial must be a number >= 0 (got {initial!r}).")
+    for key in ("start_step", "end_step"):
+        value = section.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{path}: margin_scheduler.{key} must be an integer >= 0 (got {value!r}).")
     checked = {
         "initial": float(section.get("initial", 0.0)),
         "start_step": int(section.get("start_step", 0)),
@@ -155,7 +198,7 @@ def check_margin_scheduler(section, path: Path) -> Optional[dict]:
         )
     if checked["increase"] not in ("linear", "exp"):
         raise ConfigError(f"{path}: margin_scheduler increase must be 'linear' or 'exp' (got {checked['increase']!r}).")
-    return checked
+    return MarginSchedulerConfig(**checked)
 
 
 def margin_at(step: int, final: float, initial: float = 0.0, start_step: int = 0, end_step: int = 0,

@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import MethodType
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from lightning import Callback, Trainer, seed_everything
@@ -32,69 +33,74 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from pyannote.audio.core.model import Model
 
+from .averaging import EpochCheckpoints, average_checkpoints
 from .checkpoint import load_checkpoint, safe_globals
+from .config import (
+    LEARNING_RATE,
+    POSITIVE_INTEGER,
+    ArchitectureConfig,
+    OptimizerConfig,
+    Range,
+    SchedulerConfig,
+    TaskConfig,
+)
 from .errors import ConfigError, OutputExistsError, TrainingDivergedError, TrainingInterrupted
 from .experiment import Experiment
 from .io import atomic_path, atomic_write_text
+from .large_margin import LargeMarginPaths, StartFromWeights, stage_task_params, start_checkpoint
 from .lock import OutputLock, is_global_zero
 from .machine import describe_machine
-from .models import get_architecture
 from .protocols import get_protocol
-from .schedules import MARGIN_LOSSES, MarginScheduler, build_scheduler
-from .tasks import get_task_class
+from .run_config import TRAINER_DEFAULTS, config_hash, effective_config
+from .schedules import MarginScheduler, build_scheduler
 
-__all__ = ["train", "build_task", "build_model", "configure_optimizer", "TRAINER_OVERRIDES"]
+__all__ = ["train", "TrainingOptions", "build_task", "build_model", "configure_optimizer", "TRAINER_OVERRIDES"]
 
 #: Trainer arguments that the command line may override (multi-device and multi-node training)
 TRAINER_OVERRIDES = ("accelerator", "devices", "num_nodes", "strategy", "precision")
 
 
-def build_task(experiment: Experiment, protocol, **overrides):
-    """Instantiate the experiment's task on `protocol`
+def build_task(section: TaskConfig, protocol, augmentation: Optional[dict] = None, **overrides):
+    """Instantiate the task of the `task:` section on `protocol`
 
     Parameters
     ----------
-    experiment : Experiment
+    section : TaskConfig
+        The experiment's `task:` section.
     protocol : pyannote.database Protocol
+    augmentation : dict, optional
+        The `augmentation:` section.
     **overrides
-        Task parameters that override the config's (e.g. batches_per_epoch).
+        Task parameters that override the section's (e.g. batches_per_epoch); None ones are ignored.
     """
-    section = experiment.config["task"]
-    params = {**section["params"], **{k: v for k, v in overrides.items() if v is not None}}
-    if experiment.config.get("augmentation") is not None:
-        params["augmentation"] = experiment.config["augmentation"]
-    Klass = get_task_class(section["name"])
+    params = {**section.params, **{k: v for k, v in overrides.items() if v is not None}}
+    if augmentation is not None:
+        params["augmentation"] = augmentation
+    Klass = section.task_class
     try:
         return Klass(protocol, **params)
     except (TypeError, ConfigError) as e:
         raise ConfigError(
-            f"{experiment.directory / 'config.yml'}: invalid task.params for '{section['name']}': {e}. "
-            f"See the docstring of {Klass.__module__}.{Klass.__name__}."
+            f"invalid task.params for '{section.name}': {e}. See the docstring of {Klass.__module__}.{Klass.__name__}."
         ) from e
 
 
-def build_model(experiment: Experiment, task) -> Model:
-    """Instantiate the experiment's architecture for `task`"""
-    section = experiment.config["architecture"]
-    Klass = get_architecture(section["name"])
+def build_model(section: ArchitectureConfig, task) -> Model:
+    """Instantiate the architecture of the `architecture:` section for `task`"""
     try:
-        return Klass(task=task, **section["params"])
-    except TypeError as e:
-        raise ConfigError(
-            f"{experiment.directory / 'config.yml'}: invalid architecture.params for "
-            f"'{section['name']}': {e}."
-        ) from e
+        return section.architecture(task=task, **section.params)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid architecture.params for '{section.name}': {e}") from e
 
 
 def configure_optimizer(
     model: Model,
-    name: str,
-    params: Dict[str, Any],
-    scheduler: Optional[dict] = None,
+    optimizer: OptimizerConfig,
+    scheduler: Optional[SchedulerConfig] = None,
     total_steps: int = 0,
     total_epochs: int = 0,
 ) -> None:
-    """Make `model` train with `torch.optim.<name>(**params)` and an optional scheduler
+    """Make `model` train with the `optimizer:` section's optimizer and an optional scheduler
 
     The optimizer covers every trainable parameter of the model, including
     the loss' own (``model.loss_func``: classifier weights, centers).
@@ -103,26 +109,20 @@ def configure_optimizer(
     Parameters
     ----------
     model : Model
-    name : str
-        Name of a torch.optim class, e.g. "SGD".
-    params : dict
-        Its keyword arguments, e.g. {"lr": 0.01, "momentum": 0.95, "nesterov": True,
-        "weight_decay": 1e-4}.
-    scheduler : dict, optional
-        Validated `scheduler:` section (see :mod:`pyannote_embloss.schedules`).
+    optimizer : OptimizerConfig
+        A torch.optim class name and its keyword arguments, e.g.
+        ``OptimizerConfig("SGD", {"lr": 0.01, "momentum": 0.95, "nesterov": True})``.
+    scheduler : SchedulerConfig, optional
+        The `scheduler:` section (see :mod:`pyannote_embloss.schedules`).
     total_steps, total_epochs : int, optional
         Length of the run (for schedulers that need it).
     """
-    Optimizer = getattr(torch.optim, name)
 
     def configure_optimizers(self):
-        try:
-            optimizer = Optimizer([p for p in self.parameters() if p.requires_grad], **params)
-        except TypeError as e:
-            raise ConfigError(f"Invalid optimizer.params for {name}: {e}.") from e
+        built = optimizer.build([p for p in self.parameters() if p.requires_grad])
         if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(scheduler, optimizer, total_steps, total_epochs)}
+            return built
+        return {"optimizer": built, "lr_scheduler": build_scheduler(scheduler, built, total_steps, total_epochs)}
 
     model.configure_optimizers = MethodType(configure_optimizers, model)
 
@@ -153,16 +153,19 @@ class PreemptionCheckpoint(Callback):
     The sampler's random generator is derived from the global seed, the
     epoch, the process rank and the data-loading worker
     (:func:`pyannote_embloss.tasks.base.sampler_rng`): restoring the seed and
-    Lightning's loop state restores the sampler.
+    Lightning's loop state restores the sampler. Checkpoints also record the
+    hash of the run's effective config (:mod:`pyannote_embloss.run_config`),
+    so that ``compare`` does not resume a run whose config changed since.
     """
 
-    def __init__(self, path: Path, seed: int):
+    def __init__(self, path: Path, seed: int, config_hash: Optional[str] = None):
         self.path = Path(path)
         self.seed = seed
+        self.config_hash = config_hash
         self.interrupted: Optional[str] = None
 
     def state_dict(self) -> dict:
-        return {"seed": self.seed}
+        return {"seed": self.seed, "config_hash": self.config_hash}
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "seed" in state_dict and state_dict["seed"] != self.seed:
@@ -203,18 +206,16 @@ class MachineRecord(Callback):
         self.parts.append({"from_step": trainer.global_step, **describe_machine()})
 
 
-def _callbacks(experiment: Experiment, has_validation: bool, every_n_steps: Optional[int], progress_bar: bool):
+def _callbacks(directory: Path, has_validation: bool, every_n_steps: Optional[int], progress_bar: bool):
     def last(**when):
-        return ModelCheckpoint(
-            dirpath=experiment.checkpoints, filename="last", save_top_k=1, enable_version_counter=False, **when
-        )
+        return ModelCheckpoint(dirpath=directory, filename="last", save_top_k=1, enable_version_counter=False, **when)
 
     # last.ckpt at every epoch end (Lightning's save_last only follows improvements of the monitored metric)
     callbacks = [last(every_n_epochs=1), GradientGuard(), LearningRateMonitor(logging_interval="step")]
     best = None
     if has_validation:  # without development trials, best.ckpt is the last one
         best = ModelCheckpoint(
-            dirpath=experiment.checkpoints,
+            dirpath=directory,
             filename="best",
             monitor="EqualErrorRate",
             mode="min",
@@ -229,57 +230,36 @@ def _callbacks(experiment: Experiment, has_validation: bool, every_n_steps: Opti
     return best, callbacks
 
 
-def _loggers(experiment: Experiment):
-    loggers = [CSVLogger(experiment.directory, name="logs")]
-    if experiment.config.get("logger") == "tensorboard":
+def _loggers(experiment: Experiment, stage: str = ""):
+    """CSV logs in logs/ (a stage's in logs/STAGE/), and TensorBoard's in tensorboard/ when configured"""
+    loggers = [CSVLogger(experiment.directory, name=str(Path("logs") / stage))]
+    if experiment.config.logger == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        loggers.append(TensorBoardLogger(experiment.directory, name="tensorboard"))
+        loggers.append(TensorBoardLogger(experiment.directory, name=str(Path("tensorboard") / stage)))
     return loggers
 
 
-def train(
-    experiment: Experiment,
-    protocol: Optional[str] = None,
-    database: Optional[str] = None,
-    max_epochs: Optional[int] = None,
-    batches_per_epoch: Optional[int] = None,
-    num_workers: Optional[int] = None,
-    overwrite: bool = False,
-    resume: bool = False,
-    progress_bar: bool = True,
-    seed: Optional[int] = None,
-    pretrained: Optional[str] = None,
-    freeze_frontend: bool = False,
-    lr: Optional[float] = None,
-    checkpoint_every_n_steps: Optional[int] = None,
-    trust_checkpoint: bool = False,
-    callbacks: Optional[list] = None,
-    **trainer_overrides,
-) -> dict:
-    """Train `experiment` and return its training summary
+@dataclass
+class TrainingOptions:
+    """How to run a training: the options of ``pyannote-audio-emb train``, each overriding config.yml
 
-    Writes `checkpoints/best.ckpt` (lowest development EER, or last epoch
-    when the protocol has no development trials), `checkpoints/last.ckpt`,
-    CSV logs under `logs/`, `training.json` and `training.png` (loss,
-    learning rate, margin and development EER against steps).
+    Validated when built: an invalid value is a ConfigError, before anything runs.
 
-    Parameters
+    Attributes
     ----------
-    experiment : Experiment
     protocol : str, optional
         Protocol name. Defaults to the config's.
     database : str, optional
-        database.yml to load. Defaults to $PYANNOTE_DATABASE_CONFIG, then the
-        repository's database.yml.
+        database.yml to load. Defaults to those pyannote.database loads.
     max_epochs, batches_per_epoch, num_workers : int, optional
         Override the config's budget.
-    overwrite : bool, optional
+    overwrite : bool
         Delete existing checkpoints first. Without it (or `resume`), training
         an experiment that already has checkpoints is an error.
-    resume : bool, optional
+    resume : bool
         Resume from `checkpoints/last.ckpt`.
-    progress_bar : bool, optional
+    progress_bar : bool
         Show a progress bar. Defaults to True.
     seed : int, optional
         Override the config's seed.
@@ -287,196 +267,176 @@ def train(
         Fine-tune: start from this checkpoint's embedding network (and
         architecture hyper-parameters), with a new loss for the protocol's
         speakers. See :mod:`pyannote_embloss.finetuning`.
-    freeze_frontend : bool, optional
+    freeze_frontend : bool
         Do not train the front-end (SincNet). Defaults to False.
     lr : float, optional
         Override the optimizer's learning rate.
     checkpoint_every_n_steps : int, optional
         Also write `last.ckpt` every that many training steps. Defaults to
         the config's `checkpoint.every_n_steps`, else epoch ends only.
-    trust_checkpoint : bool, optional
+    trust_checkpoint : bool
         Unpickle anything the `--resume` / `--pretrained` checkpoint holds.
-    callbacks : list of lightning.Callback, optional
+    callbacks : list of lightning.Callback
         Added to the trainer's.
-    **trainer_overrides
-        accelerator, devices, num_nodes, strategy, precision: override the
-        config's `trainer:` section.
+    trainer_overrides : dict
+        accelerator, devices, num_nodes, strategy, precision
+        (:data:`TRAINER_OVERRIDES`): override the config's `trainer:` section.
+    """
+
+    protocol: Optional[str] = None
+    database: Optional[str] = None
+    max_epochs: Optional[int] = None
+    batches_per_epoch: Optional[int] = None
+    num_workers: Optional[int] = None
+    overwrite: bool = False
+    resume: bool = False
+    progress_bar: bool = True
+    seed: Optional[int] = None
+    pretrained: Optional[str] = None
+    freeze_frontend: bool = False
+    lr: Optional[float] = None
+    checkpoint_every_n_steps: Optional[int] = None
+    trust_checkpoint: bool = False
+    callbacks: List[Callback] = field(default_factory=list)
+    trainer_overrides: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        unknown = set(self.trainer_overrides) - set(TRAINER_OVERRIDES)
+        if unknown:
+            raise TypeError(f"unknown trainer override(s) {sorted(unknown)}: only {', '.join(TRAINER_OVERRIDES)}")
+        self.trainer_overrides = {k: v for k, v in self.trainer_overrides.items() if v is not None}
+        self.callbacks = list(self.callbacks or [])
+        checks = {
+            "--lr": (self.lr, LEARNING_RATE),
+            "--max-epochs": (self.max_epochs, POSITIVE_INTEGER),
+            "--batches-per-epoch": (self.batches_per_epoch, POSITIVE_INTEGER),
+            "--num-workers": (self.num_workers, Range(0, integer=True)),
+            "--checkpoint-every-n-steps": (self.checkpoint_every_n_steps, POSITIVE_INTEGER),
+            "--seed": (self.seed, Range(integer=True)),
+        }
+        for option, (value, valid) in checks.items():
+            if value is not None:
+                valid.check(value, option)
+
+
+def train(experiment: Experiment, options: Optional[TrainingOptions] = None, **kwargs) -> dict:
+    """Train `experiment` and return its training summary
+
+    Writes `checkpoints/best.ckpt` (lowest development EER, or last epoch
+    when the protocol has no development trials), `checkpoints/last.ckpt`,
+    CSV logs under `logs/`, `training.json` and `training.png` (loss,
+    learning rate, margin and development EER against steps). With
+    `checkpoint.average_last`, also `checkpoints/average.ckpt`
+    (:mod:`pyannote_embloss.averaging`); with a `large_margin` section, a
+    second stage follows, whose final weights become `best.ckpt`
+    (:mod:`pyannote_embloss.large_margin`).
+
+    Every error of the configuration and options is reported before
+    training starts: those of config.yml when it is loaded, those that
+    depend on the training data (chunk duration, classes per batch) once
+    the data is prepared, before the trainer runs.
+
+    Parameters
+    ----------
+    experiment : Experiment
+    options : TrainingOptions, optional
+        How to train (defaults: :class:`TrainingOptions`'s).
+    **kwargs
+        Instead of `options`: its attributes (e.g. ``protocol=``,
+        ``max_epochs=``), and the trainer overrides by name (``devices=``,
+        ``strategy=``, ...).
 
     Raises
     ------
+    ConfigError
+        On an invalid option, or a config the training data cannot serve.
     LockedError
         When another process trains (or evaluates) this experiment.
     TrainingDivergedError
         On a non-finite loss or gradient.
     """
-    unknown = set(trainer_overrides) - set(TRAINER_OVERRIDES)
-    if unknown:
-        raise TypeError(f"train() got unexpected keyword argument(s) {sorted(unknown)}")
+    if options is None:
+        overrides = {key: kwargs.pop(key) for key in TRAINER_OVERRIDES if key in kwargs}
+        options = TrainingOptions(**kwargs, trainer_overrides=overrides)
+    elif kwargs:
+        raise TypeError(f"train() takes options or keyword arguments, not both (got {sorted(kwargs)})")
     if not experiment.trainable:
         raise ConfigError(
-            f"{experiment.directory}: architecture '{experiment.config['architecture']['name']}' needs no training: "
+            f"{experiment.directory}: architecture '{experiment.config.architecture.name}' needs no training: "
             f"evaluate it directly (`pyannote-audio-emb evaluate {experiment.directory}`)."
         )
     with OutputLock(experiment.directory, "train"):
-        return _train(
-            experiment, protocol, database, max_epochs, batches_per_epoch, num_workers, overwrite, resume,
-            progress_bar, seed, pretrained, freeze_frontend, lr, checkpoint_every_n_steps, trust_checkpoint,
-            list(callbacks or []), {k: v for k, v in trainer_overrides.items() if v is not None},
-        )
+        return _train(experiment, options)
 
 
-def _train(
-    experiment, protocol, database, max_epochs, batches_per_epoch, num_workers, overwrite, resume, progress_bar,
-    seed, pretrained, freeze_frontend, lr, checkpoint_every_n_steps, trust_checkpoint, extra_callbacks,
-    trainer_overrides,
-) -> dict:
-    protocol_name = experiment.protocol_name(protocol)
-    if lr is not None and lr <= 0:
-        raise ConfigError(f"The learning rate must be positive (got --lr {lr}).")
-    if pretrained is not None:
+def _check_training_data(experiment: Experiment, task, section: str = "task.params") -> None:
+    """Prepare and index the training data (rank 0), so that what the config asks and the data cannot serve
+    (chunk duration, classes per batch) is a ConfigError before the trainer runs
+
+    `section` is where the config sets the task's duration and classes per batch ("large_margin" for the stage).
+    """
+    if not is_global_zero():
+        return  # the trainer prepares the data on the other processes of a distributed run
+    try:
+        task.prepare_data()
+        task.setup()
+    except ConfigError as e:
+        raise ConfigError(f"{experiment.config.path}: {str(e).replace('task.params.', section + '.')}") from None
+
+
+def _train(experiment: Experiment, options: TrainingOptions) -> dict:
+    config = experiment.config
+    protocol_name = experiment.protocol_name(options.protocol)
+    pretrained = None
+    if options.pretrained is not None:
         from .finetuning import PretrainedCheckpoint
 
-        pretrained = PretrainedCheckpoint(pretrained, trust=trust_checkpoint)  # fail early on a bad checkpoint
-    resumed_from = None
+        # fail early on a bad checkpoint
+        pretrained = PretrainedCheckpoint(options.pretrained, trust=options.trust_checkpoint)
+    resumed_from, clear = None, False
     if not is_global_zero():
         pass  # the other processes of a distributed run neither check nor clear outputs: rank 0 does
-    elif resume:
+    elif options.resume:
         if not experiment.last_checkpoint.is_file():
             raise ConfigError(
                 f"--resume: '{experiment.last_checkpoint}' does not exist (nothing to resume): train without --resume."
             )
         # fail early, with a clear message, on a checkpoint that is not plain weights
-        resumed_from = int(load_checkpoint(experiment.last_checkpoint, trust=trust_checkpoint).get("global_step", 0))
+        checkpoint = load_checkpoint(experiment.last_checkpoint, trust=options.trust_checkpoint)
+        resumed_from = int(checkpoint.get("global_step", 0))
     elif experiment.checkpoints.exists() and any(experiment.checkpoints.iterdir()):
-        if not overwrite:
+        if not options.overwrite:
             raise OutputExistsError(
                 f"'{experiment.checkpoints}' already has checkpoints: pass --overwrite to train "
                 "from scratch, or --resume to continue from last.ckpt."
             )
-        experiment.clear_training_outputs()
+        clear = True  # once the config is checked against the data
 
-    seed = experiment.config["seed"] if seed is None else seed
-    seed_everything(seed, workers=True, verbose=False)
-
-    task = build_task(
-        experiment,
-        get_protocol(protocol_name, database_yml=database),
-        batches_per_epoch=batches_per_epoch,
-        num_workers=num_workers,
+    seed = config.seed if options.seed is None else options.seed
+    effective = effective_config(
+        config, protocol_name, seed=seed, max_epochs=options.max_epochs,
+        batches_per_epoch=options.batches_per_epoch, num_workers=options.num_workers, lr=options.lr,
+        pretrained=None if pretrained is None else pretrained.path, freeze_frontend=options.freeze_frontend,
+        trainer_overrides=options.trainer_overrides,
     )
-    if pretrained is None:
-        model = build_model(experiment, task)
+    context = _Context(experiment, options, protocol_name, seed, effective, pretrained)
+    stage = None if config.large_margin is None else LargeMarginPaths(experiment.checkpoints)
+    if stage is not None and options.resume and stage.started():
+        summary = stage.read_main_summary()  # the main run had ended: continue the stage
     else:
-        from .finetuning import build_pretrained_model
-
-        model, _ = build_pretrained_model(experiment, task, pretrained)
-    frozen = []
-    if freeze_frontend:
-        from .finetuning import freeze_frontend as freeze
-
-        frozen = freeze(model)
-
-    trainer_params = {**experiment.config["trainer"], **trainer_overrides}
-    if max_epochs is not None:
-        trainer_params["max_epochs"] = max_epochs
-    trainer_params.setdefault("max_epochs", 10)
-    trainer_params.setdefault("log_every_n_steps", 1)
-    trainer_params.setdefault("num_sanity_val_steps", 0)
-
-    optimizer = experiment.config["optimizer"]
-    optimizer_params = {**optimizer["params"], **({} if lr is None else {"lr": lr})}
-    steps_per_epoch = task.batches_per_epoch
-    if steps_per_epoch is None and experiment.config.get("scheduler") is not None:
-        raise ConfigError(
-            f"{experiment.directory / 'config.yml'}: a scheduler needs task.params.batches_per_epoch "
-            "(the number of steps per epoch)."
+        main = _Run(
+            experiment.checkpoints, config.task, config.optimizer.with_lr(options.lr), config.scheduler,
+            config.margin_scheduler, options.max_epochs, resume=options.resume, clear=clear,
+            average_last=config.checkpoint.average_last,
         )
-    configure_optimizer(
-        model,
-        optimizer["name"],
-        optimizer_params,
-        scheduler=experiment.config.get("scheduler"),
-        total_steps=(steps_per_epoch or 0) * trainer_params["max_epochs"],
-        total_epochs=trainer_params["max_epochs"],
-    )
-
-    every_n_steps = checkpoint_every_n_steps or experiment.config.get("checkpoint", {}).get("every_n_steps")
-    best, callbacks = _callbacks(experiment, task.has_validation, every_n_steps, progress_bar)
-    preemption = PreemptionCheckpoint(experiment.last_checkpoint, seed)
-    machines = MachineRecord()
-    callbacks.extend([preemption, machines])
-    callbacks.extend(extra_callbacks)
-    margin = experiment.config.get("margin_scheduler")
-    if margin is not None:
-        if experiment.config["task"]["name"] not in MARGIN_LOSSES:
-            raise ConfigError(
-                f"{experiment.directory / 'config.yml'}: margin_scheduler is for the margin losses "
-                f"({', '.join(MARGIN_LOSSES)}), not '{experiment.config['task']['name']}'."
-            )
-        callbacks.append(MarginScheduler(task.loss_func_params()["margin"], **margin))
-
-    trainer = Trainer(
-        default_root_dir=experiment.directory,
-        callbacks=callbacks,
-        logger=_loggers(experiment),
-        enable_progress_bar=progress_bar,
-        enable_model_summary=False,
-        **trainer_params,
-    )
-
-    start = time.perf_counter()
-    try:
-        with safe_globals():
-            trainer.fit(
-                model,
-                ckpt_path=str(experiment.last_checkpoint) if resume else None,
-                weights_only=None if not resume else not trust_checkpoint,
-            )
-    except (KeyboardInterrupt, SIGTERMException, SystemExit):
-        if preemption.interrupted and trainer.is_global_zero:
-            raise TrainingInterrupted(
-                f"Training interrupted ({preemption.interrupted}) at step {trainer.global_step}, epoch "
-                f"{trainer.current_epoch}: '{experiment.last_checkpoint}' was saved; continue with "
-                f"`pyannote-audio-emb train {experiment.directory} --resume`."
-            ) from None
-        raise
-    elapsed = time.perf_counter() - start
-
-    if not trainer.is_global_zero:
+        fitted = _fit(context, main)
+        summary = {} if fitted is None else _main_summary(context, fitted, resumed_from)
+        if stage is not None and fitted is not None:
+            stage.begin(summary)
+    if stage is not None:  # every process of a distributed run trains it
+        summary["large_margin"] = _large_margin(context, stage)
+    if not is_global_zero():
         return {}
-    best_path = Path((best and best.best_model_path) or experiment.last_checkpoint)
-    if best_path.resolve() != experiment.best_checkpoint.resolve():
-        with atomic_path(experiment.best_checkpoint) as tmp:
-            shutil.copyfile(best_path, tmp)
-
-    previous = experiment.read_training_summary() if resume and experiment.training_summary.is_file() else {}
-    best_score = None if best is None else best.best_model_score
-    summary = {
-        "experiment": experiment.name,
-        "protocol": protocol_name,
-        "task": experiment.config["task"]["name"],
-        "seed": preemption.seed,
-        "epochs": trainer.current_epoch,
-        "steps": trainer.global_step,
-        "training_time_s": round(elapsed + (previous.get("training_time_s", 0.0) if resume else 0.0), 1),
-        "batch_size": task.batch_size,
-        "world_size": trainer.world_size,
-        "effective_batch_size": task.batch_size * trainer.world_size,
-        "num_speakers": len(task.speakers),
-        "num_classes": len(task.specifications.classes),
-        "dev_eer": None if best_score is None else float(best_score),
-        "model_parameters": count_parameters(model) - count_parameters(getattr(model, "loss_func", None)),
-        "loss_parameters": count_parameters(getattr(model, "loss_func", None)),
-        "checkpoint": str(experiment.best_checkpoint),
-        "pretrained": None if pretrained is None else str(pretrained.path),
-        "frozen": frozen,
-        "lr": optimizer_params.get("lr"),
-        "resumed": bool(resume) or bool(previous.get("resumed")),
-        "resumed_from_steps": previous.get("resumed_from_steps", []) + ([resumed_from] if resume else []),
-        "skipped_files": sorted(task.bad_files),
-        "machine": describe_machine(),
-        "machines": machines.parts,
-    }
     atomic_write_text(experiment.training_summary, json.dumps(summary, indent=2) + "\n")
     try:
         from .curves import plot_training
@@ -486,3 +446,253 @@ def _train(
         pass
     return summary
 
+
+@dataclass
+class _Context:
+    """What every run of a training shares: the experiment, the options, and what they resolve to"""
+
+    experiment: Experiment
+    options: TrainingOptions
+    protocol: str
+    seed: int
+    effective: dict
+    pretrained: Any = None
+
+
+@dataclass
+class _Run:
+    """What one run trains (the main run, or the large-margin stage after it) and where it writes
+
+    Attributes
+    ----------
+    checkpoints : Path
+        Where its last.ckpt (and best.ckpt, epoch checkpoints) go.
+    task, optimizer, scheduler, margin_scheduler
+        The config sections it trains with.
+    max_epochs : int, optional
+        Overrides config.yml's trainer.max_epochs.
+    resume : bool
+        Resume from its last.ckpt.
+    clear : bool
+        Delete the experiment's training outputs first (once the config is checked against the data).
+    average_last : int, optional
+        Average the last that many epochs into average.ckpt (:mod:`pyannote_embloss.averaging`).
+    stage : str
+        Its name ("" for the main run): its logs go to logs/STAGE/.
+    batches_per_epoch : int, optional
+        Overrides the task's (None: the command line's, if any).
+    start_from : Path, optional
+        Checkpoint whose weights, loss head included, it starts from (not when resuming).
+    """
+
+    checkpoints: Path
+    task: TaskConfig
+    optimizer: OptimizerConfig
+    scheduler: Optional[SchedulerConfig] = None
+    margin_scheduler: Any = None
+    max_epochs: Optional[int] = None
+    resume: bool = False
+    clear: bool = False
+    average_last: Optional[int] = None
+    stage: str = ""
+    batches_per_epoch: Optional[int] = None
+    start_from: Optional[Path] = None
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+
+@dataclass
+class _Fitted:
+    """A run once trained: its trainer, task, model, and what its callbacks recorded"""
+
+    trainer: Trainer
+    task: Any
+    model: Model
+    best: Optional[ModelCheckpoint]
+    preemption: PreemptionCheckpoint
+    machines: MachineRecord
+    elapsed: float
+    frozen: List[str]
+    average: Optional[dict] = None
+
+
+def _fit(context: _Context, run: _Run) -> Optional[_Fitted]:
+    """Build the task, model, optimizer and trainer of `run`, and train (None on processes other than rank 0)"""
+    experiment, options, config = context.experiment, context.options, context.experiment.config
+    seed_everything(context.seed, workers=True, verbose=False)
+    task = build_task(
+        run.task,
+        get_protocol(context.protocol, database_yml=options.database),
+        augmentation=config.augmentation,
+        batches_per_epoch=run.batches_per_epoch or options.batches_per_epoch,
+        num_workers=options.num_workers,
+    )
+    if context.pretrained is None:
+        model = build_model(config.architecture, task)
+    else:
+        from .finetuning import build_pretrained_model
+
+        model, _ = build_pretrained_model(experiment, task, context.pretrained)
+    frozen = []
+    if options.freeze_frontend:
+        from .finetuning import freeze_frontend as freeze
+
+        frozen = freeze(model)
+    _check_training_data(experiment, task)
+    if not run.stage and config.large_margin is not None and not options.resume:
+        # what the stage asks of the data (its chunk duration, classes per batch) is checked before the main run
+        stage_task = build_task(
+            _stage_task(config), get_protocol(context.protocol, database_yml=options.database),
+            augmentation=config.augmentation, batches_per_epoch=config.large_margin.batches_per_epoch,
+            num_workers=options.num_workers,
+        )
+        stage_task.model = build_model(config.architecture, stage_task)
+        _check_training_data(experiment, stage_task, section="large_margin")
+    if run.clear:
+        experiment.clear_training_outputs()
+
+    trainer_params = {**config.trainer, **options.trainer_overrides}
+    if run.max_epochs is not None:
+        trainer_params["max_epochs"] = run.max_epochs
+    for key, value in TRAINER_DEFAULTS.items():
+        trainer_params.setdefault(key, value)
+
+    configure_optimizer(
+        model,
+        run.optimizer,
+        scheduler=run.scheduler,
+        total_steps=(task.batches_per_epoch or 0) * trainer_params["max_epochs"],
+        total_epochs=trainer_params["max_epochs"],
+    )
+
+    every_n_steps = options.checkpoint_every_n_steps or config.checkpoint.every_n_steps
+    # a stage keeps its final weights: no best.ckpt of its own
+    best, callbacks = _callbacks(run.checkpoints, task.has_validation and not run.stage, every_n_steps, options.progress_bar)
+    preemption = PreemptionCheckpoint(run.last_checkpoint, context.seed, config_hash(context.effective))
+    machines = MachineRecord()
+    callbacks.extend([preemption, machines])
+    callbacks.extend(options.callbacks)
+    if run.margin_scheduler is not None:
+        callbacks.append(MarginScheduler(task.loss_func_params()["margin"], **asdict(run.margin_scheduler)))
+    if run.average_last:
+        callbacks.append(EpochCheckpoints(run.checkpoints, run.average_last))
+    if run.start_from is not None and not run.resume:
+        callbacks.append(StartFromWeights(run.start_from, trust=options.trust_checkpoint))
+
+    trainer = Trainer(
+        default_root_dir=experiment.directory,
+        callbacks=callbacks,
+        logger=_loggers(experiment, run.stage),
+        enable_progress_bar=options.progress_bar,
+        enable_model_summary=False,
+        **trainer_params,
+    )
+
+    start = time.perf_counter()
+    try:
+        with safe_globals():
+            trainer.fit(
+                model,
+                ckpt_path=str(run.last_checkpoint) if run.resume else None,
+                weights_only=None if not run.resume else not options.trust_checkpoint,
+            )
+    except (KeyboardInterrupt, SIGTERMException, SystemExit):
+        if preemption.interrupted and trainer.is_global_zero:
+            raise TrainingInterrupted(
+                f"Training interrupted ({preemption.interrupted}) at step {trainer.global_step}, epoch "
+                f"{trainer.current_epoch}{f' of its {run.stage} stage' if run.stage else ''}: "
+                f"'{run.last_checkpoint}' was saved; continue with "
+                f"`pyannote-audio-emb train {experiment.directory} --resume`."
+            ) from None
+        raise
+    elapsed = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return None
+    fitted = _Fitted(trainer, task, model, best, preemption, machines, elapsed, frozen)
+    if run.average_last:
+        fitted.average = average_checkpoints(run.checkpoints, run.average_last)
+    return fitted
+
+
+def _main_summary(context: _Context, fitted: _Fitted, resumed_from: Optional[int]) -> dict:
+    """Make the main run's best checkpoint best.ckpt; its training summary"""
+    experiment, options = context.experiment, context.options
+    trainer, task, model, best = fitted.trainer, fitted.task, fitted.model, fitted.best
+    best_path = Path((best and best.best_model_path) or experiment.last_checkpoint)
+    if best_path.resolve() != experiment.best_checkpoint.resolve():
+        with atomic_path(experiment.best_checkpoint) as tmp:
+            shutil.copyfile(best_path, tmp)
+
+    previous = experiment.read_training_summary() if options.resume and experiment.training_summary.is_file() else {}
+    best_score = None if best is None else best.best_model_score
+    summary = {
+        "experiment": experiment.name,
+        "protocol": context.protocol,
+        "task": experiment.config.task.name,
+        "seed": fitted.preemption.seed,
+        "config_hash": config_hash(context.effective),
+        "config": context.effective,
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "training_time_s": round(fitted.elapsed + (previous.get("training_time_s", 0.0) if options.resume else 0.0), 1),
+        "batch_size": task.batch_size,
+        "world_size": trainer.world_size,
+        "effective_batch_size": task.batch_size * trainer.world_size,
+        "num_speakers": len(task.speakers),
+        "num_classes": len(task.specifications.classes),
+        "dev_eer": None if best_score is None else float(best_score),
+        "model_parameters": count_parameters(model) - count_parameters(getattr(model, "loss_func", None)),
+        "loss_parameters": count_parameters(getattr(model, "loss_func", None)),
+        "checkpoint": str(experiment.best_checkpoint),
+        "pretrained": None if context.pretrained is None else str(context.pretrained.path),
+        "frozen": fitted.frozen,
+        "lr": experiment.config.optimizer.with_lr(options.lr).params.get("lr"),
+        "resumed": bool(options.resume) or bool(previous.get("resumed")),
+        "resumed_from_steps": previous.get("resumed_from_steps", []) + ([resumed_from] if options.resume else []),
+        "skipped_files": sorted(task.bad_files),
+        "machine": describe_machine(),
+        "machines": fitted.machines.parts,
+    }
+    if fitted.average is not None:
+        summary["average"] = fitted.average
+    return summary
+
+
+def _stage_task(config) -> TaskConfig:
+    """The `task:` section of the large-margin stage: the main run's, with the stage's chunks and fixed margin"""
+    return replace(config.task, params=stage_task_params(config.task.params, config.task.loss_class, config.large_margin))
+
+
+def _large_margin(context: _Context, paths: LargeMarginPaths) -> dict:
+    """Train the large-margin stage (:mod:`pyannote_embloss.large_margin`); its summary (empty but on rank 0)"""
+    config = context.experiment.config
+    stage = config.large_margin
+    resume = context.options.resume and paths.last.is_file()
+    start = start_checkpoint(context.experiment.checkpoints, average=bool(config.checkpoint.average_last))
+    run = _Run(
+        paths.directory, _stage_task(config), config.optimizer.with_lr(stage.lr), max_epochs=stage.epochs, resume=resume, stage="large_margin",
+        batches_per_epoch=stage.batches_per_epoch, start_from=start,
+    )
+    fitted = _fit(context, run)
+    if fitted is None:
+        return {}
+    paths.finish()
+    eer = fitted.trainer.callback_metrics.get("EqualErrorRate")
+    return {
+        "start": str(start),
+        "duration": stage.duration,
+        "margin": fitted.model.loss_func.margin,
+        "lr": stage.lr,
+        "epochs": fitted.trainer.current_epoch,
+        "steps": fitted.trainer.global_step,
+        "batch_size": fitted.task.batch_size,
+        "training_time_s": round(fitted.elapsed, 1),
+        "dev_eer": None if eer is None else float(eer),
+        "resumed": resume,
+        "checkpoint": str(paths.best),
+        "main_checkpoint": str(paths.main_checkpoint),
+        "skipped_files": sorted(fitted.task.bad_files),
+        "machines": fitted.machines.parts,
+    }

@@ -79,3 +79,30 @@ def one_speaker_segmentation(duration=5.0):
         model.classifier.weight.zero_()
         model.classifier.bias.copy_(torch.tensor([0.0, 10.0, 0.0, 0.0]))
     return model.eval()
+
+
+#: a few seconds of training on conftest's Tiny protocol: a small SincTDNN, 2 batches of 2 speakers x 2 chunks of 1 s an epoch
+TINY_TRAINING = """\
+protocol: Tiny.SpeakerVerification.Default
+seed: 0
+task:
+  name: {loss}
+  params: {{duration: 1.0, num_classes_per_batch: 2, num_chunks_per_class: 2, batches_per_epoch: 2, num_workers: 0{loss_params}}}
+architecture:
+  name: SincTDNN
+  params: {{stride: 10, channels: [32, 32, 32, 32, 64], dimension: 32}}
+optimizer:
+  name: Adam
+  params: {{lr: 0.01}}
+trainer:
+  max_epochs: {max_epochs}
+{extra}"""
+
+
+def tiny_experiment(directory, loss="aam", loss_params="", max_epochs=2, extra=""):
+    """`directory` with a config.yml of TINY_TRAINING (`loss_params` like ", margin: 0.2"; `extra`: more sections)"""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yml").write_text(
+        TINY_TRAINING.format(loss=loss, loss_params=loss_params, max_epochs=max_epochs, extra=extra)
+    )
+    return directory

@@ -11,7 +11,7 @@ import pyannote_embloss
 from pyannote_embloss.apply import apply
 from pyannote_embloss.audio import audio_directory_files
 from pyannote_embloss.embedding import Window
-from pyannote_embloss.inference import load_model
+from pyannote_embloss.loading import load_model
 from pyannote_embloss.pipelines import SAMPLE_PROTOCOL, sample_protocol
 from pyannote_embloss.protocols import get_protocol
 

@@ -21,7 +21,7 @@ import pyannote_embloss
 from pyannote_embloss.apply import apply, protocol_files
 from pyannote_embloss.evaluation.verification import evaluate
 from pyannote_embloss.experiment import Experiment
-from pyannote_embloss.inference import load_model
+from pyannote_embloss.loading import load_model
 from pyannote_embloss.losses import LOSSES
 from pyannote_embloss.models import ECAPATDNN, WeSpeakerResNet34
 from pyannote_embloss.tasks import TASKS

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import yaml
 from helpers import PROTOCOL, run_cli
 
 from pyannote_embloss.protocols.writer import ProtocolWriter, Utterance, escape_template, make_trials, with_durations
@@ -168,3 +169,64 @@ def test_compare_with_seeds_and_conditions(mini_yml, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert [path.stat().st_mtime_ns for path in saved] == mtimes
     assert (output / "comparison.csv").read_text() == table
+
+    # a seed run is an experiment of its own: its config.yml (the experiment's, with its seed) lets evaluate load it
+    seed_run = experiment / "seeds" / "1"
+    assert yaml.safe_load((seed_run / "config.yml").read_text()) == {**yaml.safe_load(TINY_CONFIG), "seed": 1}
+    result = run_cli("evaluate", seed_run, "--no-progress", "--database", mini_yml)
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = result.stdout.split("results: ")[1].splitlines()[0]
+    assert json.loads(open(path).read())["eer"] == report["runs"]["tiny"][1]["eer"]  # the checkpoint compare scored
+
+
+def cheapest_config(description: str, lr: float) -> str:
+    """TINY_CONFIG at its cheapest: 2 steps on Tiny.SpeakerVerification.Default (4 training speakers, no validation)"""
+    config = yaml.safe_load(TINY_CONFIG)
+    config.update(protocol="Tiny.SpeakerVerification.Default", description=description, trainer={"max_epochs": 1})
+    config["task"]["params"].update(batches_per_epoch=2, num_classes_per_batch=4)  # Tiny's 4 training speakers
+    config["optimizer"]["params"]["lr"] = lr
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+@pytest.mark.slow
+def test_compare_retrains_an_experiment_whose_config_changed(tiny_protocol_yml, tmp_path):
+    experiment = tmp_path / "cheapest"
+    experiment.mkdir()
+    config, summary = experiment / "config.yml", experiment / "training.json"
+    checkpoint = experiment / "checkpoints" / "best.ckpt"
+
+    def compare(*options):
+        return run_cli("compare", experiment, "--no-progress", "--database", tiny_protocol_yml,
+                       "--output", tmp_path / "comparison", *options)
+
+    config.write_text(cheapest_config("first", 0.003))
+    result = compare()
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = json.loads(summary.read_text())
+    assert trained["config"]["optimizer"]["params"]["lr"] == 0.003 and len(trained["config_hash"]) == 64
+    mtime = checkpoint.stat().st_mtime_ns
+
+    # a section that does not change training: the run is reused
+    config.write_text(cheapest_config("same training, other words", 0.003))
+    result = compare()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "changed" not in result.stderr and checkpoint.stat().st_mtime_ns == mtime
+
+    # a run trained before runs recorded their config is reused, saying so
+    summary.write_text(json.dumps({k: v for k, v in trained.items() if k not in ("config", "config_hash")}))
+    result = compare()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trained before runs recorded their config" in result.stderr and checkpoint.stat().st_mtime_ns == mtime
+    summary.write_text(json.dumps(trained))
+
+    # another learning rate: --no-train refuses the stale run, compare trains it again and says why
+    config.write_text(cheapest_config("first", 0.001))
+    result = compare("--no-train")
+    assert result.returncode == 2 and "its config changed since it was trained" in result.stderr
+    result = compare()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "its config changed since it was trained (optimizer.params.lr): training it again." in result.stderr
+    retrained = json.loads(summary.read_text())
+    assert retrained["config"]["optimizer"]["params"]["lr"] == 0.001
+    assert retrained["config_hash"] != trained["config_hash"]
+    assert checkpoint.stat().st_mtime_ns != mtime

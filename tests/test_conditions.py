@@ -1,16 +1,22 @@
-"""Corrupted test conditions: reproducible bit for bit, at the requested SNR, apart from training noises"""
+"""Test conditions: reproducible bit for bit, at the requested SNR, apart from training noises; the middle N seconds"""
 
 import random
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from pyannote.audio.core.io import Audio
+from pyannote.core import Segment
+from typer.testing import CliRunner
 
 from pyannote_embloss.audio import load_audio
 from pyannote_embloss.augmentation import NoiseSource, reverberate, snr_db
+from pyannote_embloss.cli import app
 from pyannote_embloss.conditions import SEED, Condition, TestConditions, check_disjoint, parse_conditions
+from pyannote_embloss.embedding import embed_files
 from pyannote_embloss.errors import ConfigError
+from pyannote_embloss.models import SincTDNN
 
 AUDIO = Audio(sample_rate=16000, mono="downmix")
 
@@ -64,3 +70,55 @@ def test_test_noises_are_not_training_noises(noise_dir):
         check_disjoint(NoiseSource(noise_dir, subset="all").paths, test)
     with pytest.raises(ConfigError, match="--noise-dir"):
         TestConditions([Condition.parse("noise:5")])
+
+
+# --- duration:SECONDS: the middle of each trial file ----------------------------------------------
+
+
+def test_duration_condition_parses_and_refuses_bad_values_in_one_line(tmp_path):
+    assert Condition.parse("duration:1") == Condition(duration=1.0)
+    assert Condition.parse("duration:0.5").name == "duration:0.5"
+    assert Condition.parse("duration:1+reverb+noise:5").name == "duration:1+reverb+noise:5"
+    assert not Condition.parse("duration:1").is_clean
+    for bad in ("duration:abc", "duration:0", "duration:-1", "duration:inf"):
+        with pytest.raises(ConfigError, match=f"the duration '{bad.split(':')[1]}' is not a positive number of seconds"):
+            Condition.parse(bad)
+    # on the command line: exit code 2, one line naming the value
+    experiment = tmp_path / "baseline"
+    experiment.mkdir()
+    (experiment / "config.yml").write_text("seed: 0\narchitecture:\n  name: LogMelStatistics\n")
+    result = CliRunner().invoke(app, ["evaluate", str(experiment), "--condition", "duration:1s"])
+    assert result.exit_code == 2
+    assert "the duration '1s' is not a positive number of seconds" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def model():
+    """An untrained SincTDNN: any model embeds the same audio the same way"""
+    torch.manual_seed(0)
+    return SincTDNN(stride=10, dimension=32).eval()
+
+
+def test_duration_condition_embeds_the_middle_of_each_trial_file(model, files):
+    """Through the extraction path `evaluate` uses: the middle 1 s, cropped by hand, gives the same embedding"""
+    condition = Condition.parse("duration:1")
+    conditions = TestConditions([condition])
+    paths = files[500:503]
+    segments = [None, (0.25, 1.95), (0.0, 0.7)]  # a whole file, a trial segment, a segment shorter than 1 s
+    embeddings = embed_files(
+        model, paths, progress=False, segments=segments,
+        transform=lambda waveform, i: conditions.corrupt(waveform, condition, paths[i]),
+    )
+    with torch.inference_mode():
+        for path, segment, embedding in zip(paths, segments, embeddings):
+            waveform = load_audio(model.audio, path, None if segment is None else Segment(*segment))
+            if waveform.shape[-1] > 16000:
+                start = (waveform.shape[-1] - 16000) // 2
+                waveform = waveform[:, start : start + 16000]
+            expected = model(waveform[None])[0].numpy()
+            np.testing.assert_allclose(embedding, expected, atol=1e-5)
+    # every file was longer than 1 s: the condition changed what was embedded (but not the short segment)
+    clean = embed_files(model, paths, progress=False, segments=segments)
+    assert not np.allclose(clean[:2], embeddings[:2], atol=1e-3)
+    np.testing.assert_allclose(clean[2], embeddings[2], atol=1e-5)

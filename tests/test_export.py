@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyannote_embloss.audio import load_audio
-from pyannote_embloss.inference import load_model
+from pyannote_embloss.loading import load_model
 from pyannote_embloss.protocols import get_protocol
 
 from helpers import PROTOCOL, run_cli

@@ -17,7 +17,7 @@ from pyannote_embloss.evaluation import Trials
 from pyannote_embloss.evaluation.verification import evaluate_model
 from pyannote_embloss.experiment import ConfigError, Experiment
 from pyannote_embloss.finetuning import PretrainedCheckpoint, build_pretrained_model
-from pyannote_embloss.inference import load_model
+from pyannote_embloss.loading import load_model
 from pyannote_embloss.protocols import get_protocol
 from pyannote_embloss.protocols.new_speakers import PROTOCOL, prepare_new_speakers
 from pyannote_embloss.tasks import get_task_class
@@ -31,7 +31,7 @@ protocol: SpeechOcean762.SpeakerVerification.NewSpeakers
 seed: 0
 task:
   name: aam
-  params: {{duration: 2.0, num_classes_per_batch: 64, batches_per_epoch: 10, num_workers: 0, margin: 0.05, scale: 10.0}}
+  params: {{duration: 2.0, num_classes_per_batch: 50, batches_per_epoch: 10, num_workers: 0, margin: 0.05, scale: 10.0}}
 architecture:
   name: SincTDNN
   params: {{stride: {stride}, dimension: 128}}
@@ -118,7 +118,8 @@ def test_pretrained_architecture_wins_over_config(pretrained, new_speakers, tmp_
     assert torch.equal(model.embedding.weight, reference.embedding.weight)
     assert not hasattr(model, "loss_func")
 
-    (tmp_path / "config.yml").write_text(CONFIG.format(stride=10).replace("SincTDNN", "pyannote.audio.models.embedding.XVectorSincNet"))
+    xvector = CONFIG.format(stride=10).replace("SincTDNN", "pyannote.audio.models.embedding.XVectorSincNet")
+    (tmp_path / "config.yml").write_text(xvector.replace("{stride: 10, dimension: 128}", "{dimension: 128}"))
     with pytest.raises(ConfigError, match="does not match the pretrained checkpoint"):
         build_pretrained_model(Experiment.load(tmp_path), task, PretrainedCheckpoint(pretrained))
 

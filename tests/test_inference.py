@@ -15,7 +15,8 @@ from scipy.spatial.distance import cdist
 
 import pyannote_embloss
 from pyannote_embloss.audio import AudioDecodingError
-from pyannote_embloss.inference import SpeakerEmbedding, load_model
+from pyannote_embloss.inference import SpeakerEmbedding
+from pyannote_embloss.loading import load_model
 from pyannote_embloss.protocols import get_protocol
 
 from helpers import PROTOCOL
@@ -122,3 +123,34 @@ def test_clear_errors(checkpoint, tmp_path):
         pyannote_embloss.load(checkpoint)({"audio": str(bad)})
     # an experiment directory is accepted in place of its best checkpoint
     assert pyannote_embloss.load(checkpoint.parents[1]).dimension == 128
+
+
+def test_one_loader_for_checkpoints_experiments_and_models(corpus_root, tmp_path):
+    """pyannote_embloss.load and every command load models through pyannote_embloss.loading.load_model"""
+    from helpers import save_untrained_checkpoint
+
+    from pyannote_embloss.errors import ConfigError, MissingFileError
+    from pyannote_embloss.experiment import DEFAULT_RECIPE, Experiment
+    from pyannote_embloss.loading import experiment_of
+    from pyannote_embloss.models import SincTDNN
+
+    experiment = tmp_path / "exp"
+    (experiment / "checkpoints").mkdir(parents=True)
+    (experiment / "config.yml").write_text(DEFAULT_RECIPE.read_text())
+    torch.manual_seed(0)
+    best = save_untrained_checkpoint(SincTDNN(stride=10, dimension=32), experiment / "checkpoints" / "best.ckpt")
+    audio = sorted(str(p) for p in (corpus_root / "WAVE").glob("*/*.flac"))[:2]
+    model = pyannote_embloss.load(best)  # the paper's usage: model({'audio': path}), then cdist
+    embeddings = [model({"audio": path}) for path in audio]
+    assert 0.0 <= np.mean(cdist(embeddings[0], embeddings[1], metric="cosine")) <= 2.0
+    assert (model.experiment, model.checkpoint) == experiment_of(best) == (experiment, best)
+    # the same weights, loaded from the file, the experiment directory, or the experiment and a checkpoint of it
+    expected = model.model.state_dict()
+    for loaded in (load_model(experiment), load_model(Experiment.load(experiment), checkpoint=best)):
+        assert not loaded.training and not hasattr(loaded, "loss_func")
+        assert all(torch.equal(expected[k], v) for k, v in loaded.state_dict().items())
+    with pytest.raises(ConfigError, match="is not an experiment directory"):
+        load_model(best, checkpoint=best)
+    best.unlink()
+    with pytest.raises(MissingFileError, match=f"train first with `pyannote-audio-emb train {experiment}`"):
+        load_model(experiment)

@@ -7,6 +7,7 @@ from lightning import seed_everything
 from pyannote_embloss.models import SincTDNN
 from pyannote_embloss.protocols import get_protocol
 from pyannote_embloss.tasks import TASKS
+from pyannote_embloss.config import OptimizerConfig
 from pyannote_embloss.training import configure_optimizer
 
 from helpers import PROTOCOL, quiet_trainer
@@ -47,7 +48,7 @@ def test_short_training_lowers_the_loss(name, eight_speakers_yml, tmp_path):
         cache=str(tmp_path / "cache.npz"),
     )
     model = SincTDNN(task=task, stride=10, channels=[64, 64, 64, 64, 128], dimension=32)
-    configure_optimizer(model, "Adam", {"lr": 0.003})
+    configure_optimizer(model, OptimizerConfig("Adam", {"lr": 0.003}))
     trainer = quiet_trainer(tmp_path, enable_checkpointing=False)
     # a fixed batch, drawn by the task's own sampler, scored before and after training
     task.prepare_data()

@@ -16,6 +16,7 @@ from pyannote_embloss.losses import (
     CongenerousCosineLoss,
     ContrastiveLoss,
     SoftmaxLoss,
+    SubCenterAdditiveAngularMarginLoss,
     TripletLoss,
     get_loss_class,
 )
@@ -61,11 +62,19 @@ def labels():
     return torch.tensor(Y)
 
 
+def sub_center_weights(K):
+    """(D, C * K) sub-centers: column j * K + k is sub-center k of class j (W itself for K = 1)"""
+    if K == 1:
+        return W
+    rng = np.random.default_rng(K)
+    return (W[:, :, None] + 0.6 * rng.standard_normal((D, C, K))).reshape(D, C * K)
+
+
 def make(cls, **kwargs):
-    """Classifier loss in float64 with W (and centers) set to the fixtures"""
+    """Classifier loss in float64 with W (sub-centers, and centers) set to the fixtures"""
     loss = cls(num_classes=C, embedding_size=D, **kwargs).double()
     with torch.no_grad():
-        loss.W.copy_(torch.tensor(W))
+        loss.W.copy_(torch.tensor(sub_center_weights(loss.W.shape[1] // C)))
         if hasattr(loss, "centers"):
             loss.centers.copy_(torch.tensor(CENTERS))
     return loss
@@ -114,12 +123,18 @@ def triplet_term(a, p, n, margin):
 
 
 def test_each_task_trains_the_loss_of_its_name():
-    from pyannote_embloss.tasks import TASKS
+    import pyannote_embloss.tasks
+    from pyannote_embloss.tasks import TASKS, SpeakerEmbeddingTask
 
-    assert set(TASKS) == set(LOSSES)
+    assert list(TASKS) == list(LOSSES)
     for name, task in TASKS.items():
         assert get_loss_class(name) is LOSSES[name]
         assert get_loss_class(task.loss_name) is LOSSES[name], name
+        # derived from the loss: its class name without "Loss", importable (and picklable) from pyannote_embloss.tasks
+        assert issubclass(task, SpeakerEmbeddingTask) and task.__name__ + "Loss" == LOSSES[name].__name__
+        assert getattr(pyannote_embloss.tasks, task.__name__) is task
+        assert pickle.loads(pickle.dumps(task)) is task
+    assert TASKS["aam"].__name__ == "AdditiveAngularMargin"
 
 
 def test_unknown_loss():
@@ -132,21 +147,33 @@ def test_unknown_loss():
 
 
 @pytest.mark.parametrize(
-    "name, uses_classifier, min_chunks",
+    "name, uses_classifier, min_chunks, has_margin",
     [
-        ("softmax", True, 1),
-        ("center", True, 1),
-        ("coco", True, 1),
-        ("aam", True, 1),
-        ("am", True, 1),
-        ("contrastive", False, 2),
-        ("triplet", False, 2),
+        ("softmax", True, 1, False),
+        ("center", True, 1, False),
+        ("coco", True, 1, False),
+        ("aam", True, 1, True),
+        ("am", True, 1, True),
+        ("subcenter_aam", True, 1, True),
+        ("contrastive", False, 2, False),
+        ("triplet", False, 2, False),
     ],
 )
-def test_class_attributes(name, uses_classifier, min_chunks):
+def test_class_attributes(name, uses_classifier, min_chunks, has_margin):
     cls = get_loss_class(name)
     assert cls.uses_classifier is uses_classifier
     assert cls.min_chunks_per_class == min_chunks
+    assert cls.has_margin is has_margin
+    # the margin that margin_scheduler sets is the loss' own
+    if has_margin:
+        loss = cls(num_classes=3, embedding_size=3, margin=0.1)
+        assert loss.margin == pytest.approx(0.1)
+
+
+def test_losses_with_margin():
+    from pyannote_embloss.losses import losses_with_margin
+
+    assert losses_with_margin() == ["aam", "am", "subcenter_aam"]
 
 
 # -------------------------------------------------------- classifier values
@@ -263,6 +290,71 @@ def test_am_value(margin, scale):
     kwargs = {} if margin is None else {"margin": margin, "scale": scale}
     value = make(AdditiveMarginLoss, **kwargs)(embeddings(), labels())
     assert value.item() == pytest.approx(expected, rel=1e-10)
+
+
+def sub_center_expected(K, margin, scale, topk=0, topk_margin=0.0):
+    """Sub-center AAM with the inter-top-k penalty, written out"""
+    cos = (unit(X, 1) @ unit(sub_center_weights(K), 0)).reshape(B, C, K).max(axis=2)
+    logits = scale * cos.copy()
+    for i in range(B):
+        logits[i, Y[i]] = scale * math.cos(math.acos(cos[i, Y[i]]) + margin)
+        impostors = sorted((j for j in range(C) if j != Y[i]), key=lambda j: -cos[i, j])
+        for j in impostors[:topk]:
+            logits[i, j] = scale * math.cos(math.acos(cos[i, j]) - topk_margin)
+    return cross_entropy(logits, Y)
+
+
+@pytest.mark.parametrize("margin, scale", [(0.05, 10.0), (0.3, 4.0)])
+def test_subcenter_with_one_center_and_no_penalty_is_aam(margin, scale):
+    aam = make(AdditiveAngularMarginLoss, margin=margin, scale=scale)
+    ours = make(SubCenterAdditiveAngularMarginLoss, margin=margin, scale=scale, sub_centers=1, inter_topk=0)
+    assert ours(embeddings(), labels()).item() == pytest.approx(aam(embeddings(), labels()).item(), abs=1e-6)
+    # float32, random weights: the same weights give the same loss
+    torch.manual_seed(0)
+    aam32 = AdditiveAngularMarginLoss(num_classes=7, embedding_size=5, margin=margin, scale=scale)
+    ours32 = SubCenterAdditiveAngularMarginLoss(7, 5, margin=margin, scale=scale, sub_centers=1, inter_topk=0)
+    ours32.load_state_dict(aam32.state_dict())
+    x, y = torch.randn(11, 5), torch.randint(0, 7, (11,))
+    assert ours32(x, y).item() == pytest.approx(aam32(x, y).item(), abs=1e-6)
+
+
+def test_subcenter_target_cosine_is_the_max_over_sub_centers():
+    loss = make(SubCenterAdditiveAngularMarginLoss, sub_centers=3, inter_topk=0)
+    assert loss.W.shape == (D, 3 * C) and loss.num_classes == C
+    pooled = (unit(X, 1) @ unit(sub_center_weights(3), 0)).reshape(B, C, 3).max(axis=2)
+    np.testing.assert_allclose(loss.get_cosine(embeddings()).detach().numpy(), pooled, atol=1e-12)
+    # not the first sub-center's nor the mean's, for these weights
+    assert not np.allclose(pooled, unit(X, 1) @ unit(sub_center_weights(3)[:, ::3], 0))
+    value = loss(embeddings(), labels()).item()
+    assert value == pytest.approx(sub_center_expected(3, 0.2, 32.0), rel=1e-10)
+
+
+@pytest.mark.parametrize("topk", [1, 5])  # 5 > C - 1: every impostor
+def test_inter_topk_penalty_raises_the_loss_by_its_amount(topk):
+    without = make(SubCenterAdditiveAngularMarginLoss, sub_centers=2, inter_topk=0)(embeddings(), labels()).item()
+    value = make(SubCenterAdditiveAngularMarginLoss, sub_centers=2, inter_topk=topk)(embeddings(), labels()).item()
+    expected = sub_center_expected(2, 0.2, 32.0, topk=topk, topk_margin=0.06)
+    assert value == pytest.approx(expected, rel=1e-10)
+    assert value - without == pytest.approx(expected - sub_center_expected(2, 0.2, 32.0), rel=1e-8)
+    assert value > without
+
+
+def test_inter_topk_margin_follows_the_scheduled_margin():
+    loss = make(SubCenterAdditiveAngularMarginLoss, sub_centers=2, inter_topk=1, inter_topk_margin=0.06)
+    loss.margin = 0.1  # as margin_scheduler does, half-way to 0.2: m' is halved too (WeSpeaker)
+    expected = sub_center_expected(2, 0.1, 32.0, topk=1, topk_margin=0.03)
+    assert loss(embeddings(), labels()).item() == pytest.approx(expected, rel=1e-10)
+    loss.margin = 0.0
+    assert loss(embeddings(), labels()).item() == pytest.approx(sub_center_expected(2, 0.0, 32.0), rel=1e-10)
+
+
+def test_subcenter_defaults_are_wespeakers():
+    loss = SubCenterAdditiveAngularMarginLoss(num_classes=5, embedding_size=4)
+    assert loss.W.shape == (4, 15) and loss.sub_centers == 3
+    assert loss.margin == pytest.approx(0.2) and loss.scale == 32.0
+    assert loss.inter_topk == 5 and loss.inter_topk_margin == 0.06
+    with pytest.raises(ValueError, match="sub_centers"):
+        SubCenterAdditiveAngularMarginLoss(num_classes=5, embedding_size=4, sub_centers=0)
 
 
 # ------------------------------------------------------------- pair values
@@ -386,7 +478,7 @@ def test_center_loss_gradients_reach_centers_and_W():
 # ------------------------------------------------------------ dtype / device
 
 
-@pytest.mark.parametrize("name", ["softmax", "center", "coco", "aam", "am"])
+@pytest.mark.parametrize("name", ["softmax", "center", "coco", "aam", "am", "subcenter_aam"])
 def test_classifier_params_are_not_cast_in_place(name):
     loss = get_loss_class(name)(num_classes=C, embedding_size=D)  # float32
     e = embeddings()  # float64
@@ -419,6 +511,7 @@ def test_classifier_weight_shapes(name):
         ("coco", {"W"}),
         ("aam", {"W"}),
         ("am", {"W"}),
+        ("subcenter_aam", {"W"}),
         ("contrastive", set()),
         ("triplet", set()),
     ],
@@ -441,3 +534,14 @@ def test_state_dict_and_pickle(name, keys):
     model = torch.nn.Module()
     model.loss_func = loss
     assert set(model.state_dict()) == {f"loss_func.{k}" for k in keys}
+
+
+def test_inference_checkpoints_drop_the_sub_centers():
+    from pyannote_embloss.checkpoint import drop_loss_parameters
+
+    model = torch.nn.Module()
+    model.embedding = torch.nn.Linear(3, 3)
+    model.loss_func = SubCenterAdditiveAngularMarginLoss(num_classes=4, embedding_size=3)
+    state_dict = model.state_dict()
+    assert drop_loss_parameters(state_dict) == ["loss_func.W"]  # the (3, 4 x 3) sub-centers
+    assert set(state_dict) == {"embedding.weight", "embedding.bias"}

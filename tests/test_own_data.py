@@ -466,7 +466,7 @@ def test_file_scope_labels_pair_within_files_and_train_per_file(corpus_root, tmp
     """scope: file: a label means a speaker of its file only"""
     from pyannote_embloss.evaluation.trials import Trials
     from pyannote_embloss.models import SincTDNN
-    from pyannote_embloss.tasks.classification import AdditiveAngularMargin
+    from pyannote_embloss.tasks import AdditiveAngularMargin
 
     yml = write_diarization_protocol(corpus_root, tmp_path, scope="file")
     protocol = get_protocol("Conv.SpeakerDiarization.Default", database_yml=yml)

@@ -15,7 +15,7 @@ from pyannote.database.util import load_rttm
 from pyannote.metrics.detection import DetectionPrecisionRecallFMeasure
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from pyannote_embloss.inference import load_model
+from pyannote_embloss.loading import load_model
 from pyannote_embloss.pipelines import SpeakerDiarization, oracle_der, sample_file, train_segmentation
 from pyannote_embloss.pipelines.conversations import make_conversations
 from pyannote_embloss.protocols import get_protocol

@@ -11,6 +11,7 @@ from pyannote_embloss.models import SincTDNN
 from pyannote_embloss.protocols import get_protocol
 from pyannote_embloss.schedules import MarginScheduler, check_margin_scheduler, check_scheduler, margin_at
 from pyannote_embloss.tasks import get_task_class
+from pyannote_embloss.config import OptimizerConfig
 from pyannote_embloss.training import configure_optimizer
 
 from helpers import PROTOCOL, quiet_trainer
@@ -50,10 +51,10 @@ def test_warmup_then_exponential_decay_and_margin_ramp(speechocean762_yml, tmp_p
     )
     task.cache = tmp_path / "cache.npz"
     model = SincTDNN(task=task, stride=10, channels=[16, 16, 16, 16, 32], dimension=8)
-    configure_optimizer(model, "SGD", {"lr": 0.1}, scheduler=scheduler, total_steps=8, total_epochs=2)
+    configure_optimizer(model, OptimizerConfig("SGD", {"lr": 0.1}), scheduler=scheduler, total_steps=8, total_epochs=2)
     record = Record()
     trainer = quiet_trainer(tmp_path, max_epochs=2, limit_val_batches=0,
-                            callbacks=[MarginScheduler(0.2, **margin), record])
+                            callbacks=[MarginScheduler(0.2, **vars(margin)), record])
     trainer.fit(model)
     assert trainer.global_step == 8
     # warm-up from 0.1 x lr over 4 steps, then halved at every step
@@ -94,7 +95,7 @@ def test_exponential_margin_ramp():
     "section, message",
     [
         ({"name": "WarmupCosine"}, "unknown scheduler 'WarmupCosine'"),
-        ({"name": "StepLR", "params": {"step": 3}}, "unknown parameter(s) ['step'] for scheduler StepLR"),
+        ({"name": "StepLR", "params": {"step": 3}}, "unknown parameter 'step' for scheduler StepLR"),
         ({"name": "StepLR", "interval": "batch"}, "interval must be 'step' or 'epoch'"),
     ],
 )

@@ -33,8 +33,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 def default_recipe_model():
     """experiments/aam's network: SincTDNN with the log-mel front-end (its 0.18 s files gave NaN)"""
-    section = Experiment.load(REPOSITORY / "experiments" / "aam").config["architecture"]
-    return get_architecture(section["name"])(**section["params"])
+    section = Experiment.load(REPOSITORY / "experiments" / "aam").config.architecture
+    return get_architecture(section.name)(**section.params)
 
 
 ARCHITECTURES = {

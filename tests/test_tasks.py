@@ -1,5 +1,6 @@
 """The shared speaker-embedding task: upstream fixes, sampler, validation, errors"""
 
+import inspect
 import pickle
 
 import numpy as np
@@ -9,8 +10,7 @@ from lightning import Callback
 
 from pyannote_embloss.models import SincTDNN
 from pyannote_embloss.protocols import get_protocol
-from pyannote_embloss.tasks import get_task_class
-from pyannote_embloss.tasks.classification import AdditiveAngularMargin
+from pyannote_embloss.tasks import TASKS, AdditiveAngularMargin, SpeakerEmbeddingTask, get_task_class
 from pyannote_embloss.evaluation import Trials
 from pyannote_embloss.tasks.validation import TrialEqualErrorRate
 
@@ -148,7 +148,7 @@ def test_pair_loss_with_one_chunk_per_speaker_is_refused(protocol, name):
 
 
 def test_unknown_task_lists_known_ones():
-    with pytest.raises(ValueError, match="Known tasks: softmax, center, coco, aam, am, contrastive, triplet"):
+    with pytest.raises(ValueError, match=f"Known tasks: {', '.join(TASKS)}"):
         get_task_class("arcface")
 
 
@@ -159,8 +159,13 @@ def test_loss_parameters_reach_the_loss_and_unknown_ones_are_refused(protocol, t
     # defaults are the loss class's: stated once
     default = get_task_class("am")(protocol, num_classes_per_batch=4, num_workers=0)
     assert default.loss_func_params() == {"margin": 0.2, "scale": 30.0}
-    with pytest.raises(ValueError, match=r"Unknown parameter\(s\) \['margin_deg'\] for task 'aam'.*margin, scale"):
+    with pytest.raises(ValueError, match=r"Unknown parameter\(s\) \['margin_deg'\] for task 'aam'.*margin, scale") as error:
         get_task_class("aam")(protocol, margin_deg=3)
+    # and every parameter of the task, from its signature (config.yml's task.params)
+    task_params = set(inspect.signature(SpeakerEmbeddingTask.__init__).parameters) - {
+        "self", "protocol", "augmentation", "metric", "loss_params"}
+    listed = str(error.value).split("the task takes ")[1].rstrip(".").split(", ")
+    assert set(listed) == task_params and "max_bad_files" in listed and "max_trials" in listed
 
 
 def test_equal_error_rate_is_accumulated_over_batches():

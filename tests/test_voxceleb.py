@@ -467,12 +467,15 @@ def test_the_papers_full_recipes_build_and_train_a_few_steps(prepared, corpus_ro
     assert [c.parent.name for c in configs] == sorted(["aam", "am", "center", "coco", "contrastive", "softmax", "triplet"])
     for config in configs:
         experiment = Experiment.load(config.parent)
-        assert experiment.config["architecture"]["params"]["frontend"] == "sincnet"
-        assert experiment.config["trainer"]["precision"] == "16-mixed"
-        # a copy, trained a couple of steps on CPU, on the miniature tree (with development trials)
+        assert experiment.config.architecture.params["frontend"] == "sincnet"
+        assert experiment.config.trainer["precision"] == "16-mixed"
+        # a copy, trained a couple of steps on CPU, on the miniature tree (with development trials), with a
+        # batch of its 4 training speakers
         directory = tmp_path / config.parent.name
         directory.mkdir()
-        copy = Experiment(directory=directory, config=experiment.config)
+        settings = experiment.config.to_dict()
+        settings["task"]["params"]["num_classes_per_batch"] = 4
+        copy = Experiment(directory=directory, config=settings)
         summary = train(
             copy, protocol="VoxCeleb.SpeakerVerification.VoxCeleb1_X", database=str(prepared),
             max_epochs=1, batches_per_epoch=2, num_workers=0, progress_bar=False,

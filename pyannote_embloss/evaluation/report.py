@@ -30,7 +30,20 @@ from numpy.typing import ArrayLike
 from ..io import PathLike, atomic_path, atomic_write_text
 from .metrics import check_trials, equal_error_rate
 
-__all__ = ["write_json", "make_row", "write_table", "plot_det_curves", "plot_eer_vs_snr"]
+__all__ = [
+    "COMPARE_SCHEMA",
+    "EVALUATE_SCHEMA",
+    "write_json",
+    "make_row",
+    "write_table",
+    "plot_det_curves",
+    "plot_eer_vs_snr",
+]
+
+#: "schema" of the results JSON `evaluate` writes (docs/results-schema.md documents every field)
+EVALUATE_SCHEMA = "pyannote-embloss/evaluate/1"
+#: "schema" of the comparison.json `compare` writes (docs/results-schema.md)
+COMPARE_SCHEMA = "pyannote-embloss/compare/1"
 
 CI_SUFFIX = "_ci"
 STD_SUFFIX = "_std"
@@ -152,6 +165,7 @@ _LABELS = {
     "eer": "EER (%)",
     "eer_mean": "EER mean-norm (%)",
     "eer_asnorm": "EER AS-norm (%)",
+    "eer_plda": "EER PLDA (%)",
     "eer_gap": "gap to best (EER points) [95 % CI]",
     "vs_best": "vs best",
     "eer_pyannote": "EER pyannote.metrics (%)",
@@ -402,16 +416,17 @@ def plot_eer_vs_snr(rows: Sequence[Mapping], conditions, path: PathLike, title: 
     rows : list of dict
         Comparison rows, with "eer" (clean) and "eer[<condition>]" values.
     conditions : list of Condition
-        Those with a noise and an SNR are drawn.
+        Those with a noise and an SNR, on whole files (no ``duration:``), are drawn.
     path : str or Path
         Destination PNG file.
     """
     from matplotlib.figure import Figure
 
-    kinds = sorted({(c.reverb, c.noise) for c in conditions if c.noise is not None})
+    conditions = [c for c in conditions if c.noise is not None and c.duration is None]
+    kinds = sorted({(c.reverb, c.noise) for c in conditions})
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
-    snrs = sorted({c.snr for c in conditions if c.noise is not None})
+    snrs = sorted({c.snr for c in conditions})
     clean_x = (max(snrs) + 5.0) if snrs else 0.0
     styles = ["-", "--", ":", "-."]
     for r, row in enumerate(rows):

@@ -1,14 +1,26 @@
 """Speaker verification evaluation of a model, or of an experiment, on protocol trials
 
 Every trial utterance (a file, or a segment of one) is embedded once (:func:`pyannote_embloss.embedding.embed_files`),
-trials are scored by cosine similarity (:meth:`Trials.score`), raw and, with a
-cohort of training speakers, mean-normalised and AS-normalised, and each
-scoring gets its EER, minDCF and bootstrap confidence intervals.
+trials are scored (:meth:`Trials.score`) by cosine similarity, raw and, with
+the protocol's training speakers, mean-normalised, AS-normalised and by PLDA,
+and each scoring gets its EER, minDCF and bootstrap confidence intervals.
+
+When the test trials are evaluated, each scoring is also calibrated on the
+development trials (:class:`~pyannote_embloss.evaluation.calibration.Calibration`):
+the results then give, on the test trials, Cllr and min Cllr, the actual DCF
+beside minDCF, and the FAR and FRR of the thresholds picked on the development
+trials for a FAR of 1 % and 0.1 %. The calibration is saved in the results
+(key "calibration", and "calibration" of each normalised scoring), where
+``pyannote-audio-emb verify`` and ``score`` read it
+(:mod:`pyannote_embloss.evaluation.saved`).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
 
 import numpy as np
 from pyannote.audio.core.model import Model
@@ -16,16 +28,30 @@ from pyannote.audio.core.model import Model
 from ..augmentation import NoiseSource
 from ..conditions import Condition, TestConditions, check_disjoint
 from ..embedding import embed_files
-from ..errors import DataError
+from ..config import POSITIVE_INTEGER
+from ..errors import ConfigError, DataError
 from ..lock import OutputLock
 from ..experiment import Experiment
+from ..loading import load_model
 from ..protocols import get_protocol
+from .calibration import Calibration, calibration_metrics
 from .metrics import bootstrap_confidence_intervals, detection_metrics
 from .normalization import Cohort, normalizations
-from .report import plot_det_curves, write_json
+from .plda import PLDA, PLDAScoring
+from .report import EVALUATE_SCHEMA, plot_det_curves, write_json
 from .trials import MAX_TURN_TRIALS, MIN_TURN_DURATION, Trials, speech_turns
 
-__all__ = ["training_cohort", "evaluate_model", "evaluate_conditions", "evaluate"]
+__all__ = [
+    "EvaluationOptions",
+    "TrainingEmbeddings",
+    "calibrate",
+    "evaluate",
+    "evaluate_conditions",
+    "evaluate_model",
+    "plda_directory",
+    "scorings",
+    "training_cohort",
+]
 
 #: default number of training files per cohort speaker
 COHORT_FILES_PER_SPEAKER = 4
@@ -96,6 +122,75 @@ def training_cohort(
     return Cohort.from_embeddings(embeddings, speakers, size=size)
 
 
+@dataclass
+class TrainingEmbeddings:
+    """Embeddings of every single-speaker training utterance of a protocol, each embedded once
+
+    What the scorings fitted on training speakers share: the AS-norm cohort
+    takes the first files of each speaker (the very files
+    :func:`training_cohort` embeds), the PLDA all of them.
+
+    Parameters
+    ----------
+    embeddings : (num_utterances, dimension) np.ndarray
+    speakers : list of str
+        Speaker of each utterance, grouped by speaker, in the order of
+        :func:`training_files`.
+    """
+
+    embeddings: np.ndarray
+    speakers: list
+
+    @classmethod
+    def of(cls, model: Model, protocol, progress: bool = True) -> "TrainingEmbeddings":
+        """Embed the training utterances of `protocol` (:func:`training_files`, all of them)"""
+        paths, speakers, segments = training_files(protocol, files_per_speaker=None)
+        embeddings = embed_files(model, paths, progress=progress, desc="Embedding training files", segments=segments)
+        return cls(embeddings=embeddings, speakers=list(speakers))
+
+    def first(self, files_per_speaker: Optional[int]) -> np.ndarray:
+        """Rows of the first `files_per_speaker` utterances of each speaker (all when None)"""
+        rows, seen = [], {}
+        for row, speaker in enumerate(self.speakers):
+            seen[speaker] = seen.get(speaker, 0) + 1
+            if files_per_speaker is None or seen[speaker] <= files_per_speaker:
+                rows.append(row)
+        return np.array(rows, dtype=np.int64)
+
+    def cohort(self, files_per_speaker: Optional[int] = COHORT_FILES_PER_SPEAKER, size: Optional[int] = None) -> Cohort:
+        """The cohort :func:`training_cohort` builds, from these embeddings"""
+        rows = self.first(files_per_speaker)
+        return Cohort.from_embeddings(self.embeddings[rows], [self.speakers[i] for i in rows], size=size)
+
+    def plda(self) -> PLDA:
+        """PLDA (and its LDA front end) fitted on every utterance
+
+        Raises
+        ------
+        DataError
+            When it cannot be fitted (e.g. a single utterance per speaker).
+        """
+        return PLDA.fit(self.embeddings, self.speakers)
+
+
+def scorings(cohort: Optional[Cohort] = None, plda: Optional[PLDA] = None, top_n: int = TOP_N) -> dict:
+    """The scorings reported side by side: {name: normalisation or None (raw cosine)}
+
+    "cosine", and with a cohort "mean" and "asnorm"
+    (:func:`~pyannote_embloss.evaluation.normalization.normalizations`), and
+    with a PLDA "plda".
+    """
+    named = normalizations(cohort, top_n=top_n)
+    if plda is not None:
+        named[PLDAScoring.name] = PLDAScoring(plda)
+    return named
+
+
+def plda_directory(experiment: Experiment, protocol_name: str) -> Path:
+    """Where an experiment's evaluation exports its PLDA: ``results/<protocol>.plda/``"""
+    return experiment.results / f"{protocol_name}.plda"
+
+
 def evaluate_model(
     model: Model,
     trials: Trials,
@@ -104,8 +199,10 @@ def evaluate_model(
     progress: bool = True,
     n_resamples: int = 1000,
     embeddings: Optional[np.ndarray] = None,
+    plda: Optional[PLDA] = None,
+    development: Optional[Trials] = None,
 ) -> dict:
-    """Embed trial files whole, score trials, compute EER and minDCF
+    """Embed trial files whole, score trials, compute EER and minDCF, and calibrate on development trials
 
     Parameters
     ----------
@@ -117,20 +214,30 @@ def evaluate_model(
         AS-norm's number of highest cohort scores.
     embeddings : (num_files, dimension) np.ndarray, optional
         Embeddings of `trials.paths`, when already computed.
+    plda : PLDA, optional
+        When given, PLDA scores are evaluated too.
+    development : Trials, optional
+        Other trials (the development ones) to calibrate each scoring on
+        (see :func:`calibrate`).
 
     Returns
     -------
     results : dict
         Metrics of the raw cosine scores (:func:`detection_metrics`, key
         "ci" for their 95 % bootstrap intervals), and under "normalized" the
-        same for each normalisation ("mean", "asnorm"). "scores" maps each
-        scoring to its (num_trials, ) scores and "y_true" holds the trial
+        same for each other scoring ("mean", "asnorm", "plda"). With
+        `development`, each scoring's metrics also have those of
+        :func:`~pyannote_embloss.evaluation.calibration.calibration_metrics`
+        ("cllr", "min_cllr", "act_dcf_{p}", "far", "calibration"), and
+        "calibration_trials" describes the development trials. "scores" maps
+        each scoring to its (num_trials, ) scores and "y_true" holds the trial
         labels (numpy arrays, not written to JSON).
     """
     if embeddings is None:
         embeddings = embed_files(model, trials.paths, progress=progress, segments=trials.segments)
+    named = scorings(cohort, plda, top_n=top_n)
     results: dict = {"normalized": {}, "scores": {}}
-    for name, normalization in normalizations(cohort, top_n=top_n).items():
+    for name, normalization in named.items():
         scores = trials.score(embeddings, normalization)
         metrics = detection_metrics(trials.reference, scores)
         metrics["ci"] = bootstrap_confidence_intervals(trials.reference, scores, n_resamples=n_resamples)
@@ -139,12 +246,47 @@ def evaluate_model(
             results.update(metrics)
         else:
             results["normalized"][name] = metrics
+    if development is not None:
+        calibrate(model, development, named, results, trials.reference, progress=progress)
     if cohort is not None:
         results["cohort"] = {"speakers": len(cohort), "top_n": min(top_n, len(cohort))}
     results["num_files"] = trials.num_files
     results["num_trials"] = len(trials)
     results["y_true"] = trials.reference
     return results
+
+
+def calibrate(model: Model, development: Trials, named: dict, results: dict, y_true: np.ndarray, progress: bool = True):
+    """Fit each scoring's calibration on the development trials, report it on the evaluated trials
+
+    Adds :func:`~pyannote_embloss.evaluation.calibration.calibration_metrics`
+    to the metrics of each scoring in `results` (the top level for "cosine",
+    ``results["normalized"][name]`` for the others), and "calibration_trials".
+
+    Parameters
+    ----------
+    model : Model
+    development : Trials
+        Calibration trials, embedded here.
+    named : dict
+        The scorings (:func:`scorings`), fitted on training data only.
+    results : dict
+        Results of the evaluated trials, with their "scores" of each scoring.
+    y_true : np.ndarray
+        Labels of the evaluated trials.
+    """
+    embeddings = embed_files(
+        model, development.paths, progress=progress, desc="Embedding development trials", segments=development.segments
+    )
+    for name, normalization in named.items():
+        calibration = Calibration.fit(development.score(embeddings, normalization), development.reference, scoring=name)
+        metrics = results if normalization is None else results["normalized"][name]
+        metrics.update(calibration_metrics(calibration, results["scores"][name], y_true))
+    results["calibration_trials"] = {
+        "subset": "development",
+        "num_trials": len(development),
+        "num_files": development.num_files,
+    }
 
 
 def evaluate_conditions(
@@ -194,7 +336,7 @@ def test_conditions(experiment: Experiment, protocol, conditions, noise_dir=None
     if any(c.noise == "babble" for c in conditions):
         babble, _, _ = training_files(protocol, files_per_speaker=2)
     test = TestConditions(conditions, noise_dir=noise_dir, rir_dir=rir_dir, babble_files=babble)
-    augmentation = experiment.config.get("augmentation")
+    augmentation = experiment.config.augmentation
     if test.noise_files and augmentation:
         for transform in augmentation["transforms"]:
             if transform["name"] == "noise":
@@ -210,7 +352,8 @@ def experiment_trials(experiment: Experiment, protocol, subset: str) -> Trials:
     `trial_min_duration` and `max_trials`, so that ``evaluate --subset
     development`` scores the very trials that picked the best checkpoint.
     """
-    params = (experiment.config.get("task") or {}).get("params") or {}  # training-free models have no task
+    task = experiment.config.task
+    params = {} if task is None else task.params  # none for training-free experiments
     return Trials.from_protocol(
         protocol,
         subset,
@@ -219,78 +362,141 @@ def experiment_trials(experiment: Experiment, protocol, subset: str) -> Trials:
     )
 
 
-def evaluate(
-    experiment: Experiment,
-    protocol: Optional[str] = None,
-    subset: str = "test",
-    database: Optional[str] = None,
-    checkpoint: Optional[str] = None,
-    progress: bool = True,
-    normalize: bool = True,
-    cohort_files_per_speaker: Optional[int] = COHORT_FILES_PER_SPEAKER,
-    cohort_size: Optional[int] = None,
-    top_n: int = TOP_N,
-    conditions: Optional[Sequence[Condition]] = None,
-    noise_dir=None,
-    rir_dir=None,
-    trust_checkpoint: bool = False,
-) -> dict:
+#: trial subsets `evaluate` scores
+SUBSETS = ("test", "development")
+
+
+@dataclass
+class EvaluationOptions:
+    """How to evaluate: the options of ``pyannote-audio-emb evaluate``
+
+    Validated when built: an invalid value is a ConfigError, before anything runs.
+
+    Attributes
+    ----------
+    protocol : str, optional
+        Defaults to the config's protocol.
+    subset : {"test", "development"}
+    database : str, optional
+        database.yml to load.
+    checkpoint : str, optional
+        Defaults to the experiment's best checkpoint.
+    progress : bool
+        Show progress bars. Defaults to True.
+    normalize : bool
+        Also report mean-normalised, AS-normalised and PLDA scores, with the
+        protocol's training speakers (all their utterances embedded once: the
+        AS-norm cohort takes `cohort_files_per_speaker` of each, the PLDA all).
+        Defaults to True.
+    cohort_files_per_speaker, cohort_size, top_n : int, optional
+        See :func:`training_cohort` and :class:`AdaptiveSNorm`.
+    conditions : list of Condition
+        Corrupted test conditions (see :mod:`pyannote_embloss.conditions`),
+        scored with raw cosine; clean is always evaluated.
+    noise_dir, rir_dir : str or Path, optional
+        Noise files and impulse responses of the test conditions.
+    trust_checkpoint : bool
+        Unpickle anything the checkpoint holds. Defaults to False.
+    """
+
+    protocol: Optional[str] = None
+    subset: str = "test"
+    database: Optional[str] = None
+    checkpoint: Optional[str] = None
+    progress: bool = True
+    normalize: bool = True
+    cohort_files_per_speaker: Optional[int] = COHORT_FILES_PER_SPEAKER
+    cohort_size: Optional[int] = None
+    top_n: int = TOP_N
+    conditions: List[Condition] = field(default_factory=list)
+    noise_dir: Optional[str] = None
+    rir_dir: Optional[str] = None
+    trust_checkpoint: bool = False
+
+    def __post_init__(self):
+        if self.subset not in SUBSETS:
+            raise ConfigError(f"--subset must be one of {', '.join(SUBSETS)} (got {self.subset!r}).")
+        self.conditions = list(self.conditions or [])
+        for option in ("cohort_files_per_speaker", "cohort_size", "top_n"):
+            value = getattr(self, option)
+            if value is not None:
+                POSITIVE_INTEGER.check(value, "--" + option.replace("_", "-"))
+
+
+def evaluate(experiment: Experiment, options: Optional[EvaluationOptions] = None, **kwargs) -> dict:
     """Evaluate an experiment's best checkpoint on `protocol`'s `subset` trials
 
     Writes `results/<protocol>.<subset>.json` and `results/<protocol>.<subset>.det.png`
     (one DET curve per scoring), and with test conditions
     `results/<protocol>.<subset>.conditions.det.png` (one curve per condition).
+    With normalisation, the PLDA fitted on the training speakers is exported
+    to `results/<protocol>.plda/` (``xvec_transform.npz``, ``plda.npz``: the
+    files pyannote.audio's VBx clustering reads).
 
     Parameters
     ----------
     experiment : Experiment
-    protocol : str, optional
-        Defaults to the config's protocol.
-    subset : {"test", "development"}, optional
-    database : str, optional
-        database.yml to load.
-    checkpoint : str, optional
-        Defaults to the experiment's best checkpoint.
-    normalize : bool, optional
-        Also report mean-normalised and AS-normalised scores, with a cohort of
-        the protocol's training speakers. Defaults to True.
-    cohort_files_per_speaker, cohort_size, top_n : int, optional
-        See :func:`training_cohort` and :class:`AdaptiveSNorm`.
-    conditions : list of Condition, optional
-        Corrupted test conditions (see :mod:`pyannote_embloss.conditions`),
-        scored with raw cosine; clean is always evaluated.
-    noise_dir, rir_dir : str or Path, optional
-        Noise files and impulse responses of the test conditions.
-    trust_checkpoint : bool, optional
-        Unpickle anything the checkpoint holds. Defaults to False.
+    options : EvaluationOptions, optional
+        How to evaluate (defaults: :class:`EvaluationOptions`'s).
+    **kwargs
+        Instead of `options`: its attributes (e.g. ``protocol=``, ``subset=``).
 
     Returns
     -------
     results : dict
-        As written to JSON (with the paths of the written files), plus the
-        trial labels and scores as numpy arrays ("y_true", "scores").
+        As written to JSON (schema :data:`~pyannote_embloss.evaluation.report.EVALUATE_SCHEMA`,
+        every field documented in docs/results-schema.md; with the paths of
+        the written files), plus the trial labels and scores as numpy arrays
+        ("y_true", "scores", "condition_scores"). Besides
+        the metrics of :func:`evaluate_model`, with `subset` "test":
+
+        - "calibration": the cosine scores' calibration fitted on the
+          development trials (``Calibration.to_dict()``: "slope", "offset",
+          "prior", "thresholds" {"0.01": score, "0.001": score}, "scoring",
+          "num_target", "num_nontarget"), each normalised scoring's under
+          ``["normalized"][name]["calibration"]``; None, with a
+          "calibration_note" saying why, when the protocol has no
+          development trials (or for the development subset);
+        - "cllr", "min_cllr", "act_dcf_0.01", "act_dcf_0.05" and "far"
+          {"0.01": {"threshold", "far", "frr"}, "0.001": {...}} of the test
+          trials, for each scoring likewise;
+        - "calibration_trials": {"subset", "num_trials", "num_files"}.
+
+        With normalisation, "plda": {"directory", "lda_dimension",
+        "num_speakers", "num_utterances"} (or {"note"} when no PLDA could be
+        fitted).
     """
+    if options is None:
+        options = EvaluationOptions(**kwargs)
+    elif kwargs:
+        raise TypeError(f"evaluate() takes options or keyword arguments, not both (got {sorted(kwargs)})")
     with OutputLock(experiment.results, "evaluate"):
-        return _evaluate(
-            experiment, protocol, subset, database, checkpoint, progress, normalize, cohort_files_per_speaker,
-            cohort_size, top_n, conditions, noise_dir, rir_dir, trust_checkpoint,
-        )
+        return _evaluate(experiment, options)
 
 
-def _evaluate(
-    experiment, protocol, subset, database, checkpoint, progress, normalize, cohort_files_per_speaker,
-    cohort_size, top_n, conditions, noise_dir, rir_dir, trust_checkpoint,
-) -> dict:
+def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
+    protocol, subset, progress = options.protocol, options.subset, options.progress
     protocol_name = experiment.protocol_name(protocol)
-    checkpoint = experiment.checkpoint(checkpoint)
-    model = experiment.load_model(checkpoint, trust=trust_checkpoint)
-    loaded = get_protocol(protocol_name, database_yml=database)
+    checkpoint = experiment.checkpoint(options.checkpoint)
+    model = load_model(experiment, checkpoint, trust=options.trust_checkpoint)
+    loaded = get_protocol(protocol_name, database_yml=options.database)
     trials = experiment_trials(experiment, loaded, subset)
-    corruptions = test_conditions(experiment, loaded, conditions, noise_dir=noise_dir, rir_dir=rir_dir)
-    cohort = None
-    if normalize:
-        cohort = training_cohort(model, loaded, cohort_files_per_speaker, size=cohort_size, progress=progress)
-    results = evaluate_model(model, trials, cohort=cohort, top_n=top_n, progress=progress)
+    corruptions = test_conditions(
+        experiment, loaded, options.conditions, noise_dir=options.noise_dir, rir_dir=options.rir_dir
+    )
+    cohort, plda, plda_report = None, None, None
+    if options.normalize:
+        training = TrainingEmbeddings.of(model, loaded, progress=progress)
+        cohort = training.cohort(options.cohort_files_per_speaker, size=options.cohort_size)
+        plda, plda_report = _fit_plda(training, plda_directory(experiment, protocol_name))
+    development, calibration_note = _calibration_trials(experiment, loaded, subset)
+    results = {"schema": EVALUATE_SCHEMA, **evaluate_model(
+        model, trials, cohort=cohort, top_n=options.top_n, progress=progress, plda=plda, development=development
+    )}
+    if calibration_note is not None:
+        results["calibration"], results["calibration_note"] = None, calibration_note
+    if plda_report is not None:
+        results["plda"] = plda_report
     y_true, scores = results.pop("y_true"), results.pop("scores")
     condition_scores = {}
     if corruptions is not None:
@@ -300,7 +506,7 @@ def _evaluate(
         experiment=experiment.name,
         protocol=protocol_name,
         subset=subset,
-        checkpoint=str(checkpoint),
+        checkpoint=None if checkpoint is None else str(checkpoint),
     )
     stem = f"{protocol_name}.{subset}"
     results["det_plot"] = str(
@@ -322,3 +528,41 @@ def _evaluate(
     write_json(results["json"], results)
     results["y_true"], results["scores"], results["condition_scores"] = y_true, scores, condition_scores
     return results
+
+
+def _fit_plda(training: TrainingEmbeddings, directory) -> tuple[Optional[PLDA], dict]:
+    """PLDA fitted on the training embeddings and exported to `directory`, and its report
+
+    A PLDA that cannot be fitted is left out with a warning (and a "note" in the report).
+    """
+    try:
+        plda = training.plda()
+    except DataError as error:
+        note = f"No PLDA scoring: {error}"
+        warnings.warn(note)
+        return None, {"note": note}
+    plda.export(directory)
+    return plda, {
+        "directory": str(directory),
+        "lda_dimension": plda.lda_dimension,
+        "num_speakers": len(set(training.speakers)),
+        "num_utterances": len(training.speakers),
+    }
+
+
+def _calibration_trials(experiment: Experiment, protocol, subset: str) -> tuple[Optional[Trials], Optional[str]]:
+    """(development trials, None) to calibrate the test scores on, or (None, why there are none)"""
+    if subset != "test":
+        return None, (
+            f"Scores are calibrated on the development trials when the test trials are evaluated, "
+            f"not the {subset} ones."
+        )
+    try:
+        return experiment_trials(experiment, protocol, "development"), None
+    except DataError as error:
+        note = (
+            f"No score calibration: it is fitted on the development trials, and there are none to use ({error}) "
+            "`pyannote-audio-emb verify` and `score` need a protocol with development trials."
+        )
+        warnings.warn(note)
+        return None, note

@@ -2,25 +2,31 @@
 
 Each loss is called as ``loss(embeddings, labels)`` on raw (not normalised)
 embeddings and returns a scalar; see :mod:`pyannote_embloss.losses.base` for the
-``uses_classifier`` / ``min_chunks_per_class`` contract.
+``uses_classifier`` / ``min_chunks_per_class`` / ``has_margin`` contract.
 
-===========  ==================================  ==================================
-name         class                               hyper-parameters
-===========  ==================================  ==================================
-softmax      :class:`SoftmaxLoss`
-center       :class:`CenterLoss`                 loss_weight
-coco         :class:`CongenerousCosineLoss`      alpha
-aam          :class:`AdditiveAngularMarginLoss`  margin (radians), scale
-am           :class:`AdditiveMarginLoss`         margin, scale
-contrastive  :class:`ContrastiveLoss`            margin (cosine distance)
-triplet      :class:`TripletLoss`                margin (cosine distance), sampling
-===========  ==================================  ==================================
+:data:`LOSSES` is the one registry of losses: the training tasks are derived
+from it (:mod:`pyannote_embloss.tasks`), under the same names.
+
+=============  ===========================================  ==================================
+name           class                                        hyper-parameters
+=============  ===========================================  ==================================
+softmax        :class:`SoftmaxLoss`
+center         :class:`CenterLoss`                          loss_weight
+coco           :class:`CongenerousCosineLoss`               alpha
+aam            :class:`AdditiveAngularMarginLoss`           margin (radians), scale
+am             :class:`AdditiveMarginLoss`                  margin, scale
+subcenter_aam  :class:`SubCenterAdditiveAngularMarginLoss`  margin (radians), scale,
+                                                            sub_centers, inter_topk,
+                                                            inter_topk_margin (radians)
+contrastive    :class:`ContrastiveLoss`                     margin (cosine distance)
+triplet        :class:`TripletLoss`                         margin (cosine distance), sampling
+=============  ===========================================  ==================================
 
 Their defaults (the paper's where it had them) are those of each class's
 constructor, the one place they are stated.
 """
 
-from typing import Dict
+from typing import Dict, List
 
 from ..errors import ConfigError
 
@@ -29,6 +35,7 @@ from .coco import CongenerousCosineLoss
 from .contrastive import ContrastiveLoss
 from .margin import AdditiveAngularMarginLoss, AdditiveMarginLoss
 from .softmax import SoftmaxLoss
+from .subcenter import SubCenterAdditiveAngularMarginLoss
 from .triplet import TripletLoss
 
 LOSSES: Dict[str, type] = {
@@ -37,6 +44,7 @@ LOSSES: Dict[str, type] = {
     "coco": CongenerousCosineLoss,
     "aam": AdditiveAngularMarginLoss,
     "am": AdditiveMarginLoss,
+    "subcenter_aam": SubCenterAdditiveAngularMarginLoss,
     "contrastive": ContrastiveLoss,
     "triplet": TripletLoss,
 }
@@ -67,14 +75,21 @@ def get_loss_class(name: str) -> type:
         ) from None
 
 
+def losses_with_margin() -> List[str]:
+    """Names of the losses with a schedulable margin on their target logits (``has_margin``)"""
+    return [name for name, Loss in LOSSES.items() if Loss.has_margin]
+
+
 __all__ = [
     "LOSSES",
     "get_loss_class",
+    "losses_with_margin",
     "SoftmaxLoss",
     "CenterLoss",
     "CongenerousCosineLoss",
     "AdditiveAngularMarginLoss",
     "AdditiveMarginLoss",
+    "SubCenterAdditiveAngularMarginLoss",
     "ContrastiveLoss",
     "TripletLoss",
 ]

@@ -19,6 +19,10 @@ how to use it:
 * ``min_chunks_per_class`` -- minimum number of chunks of each speaker that a
   batch must contain for the loss to be meaningful (1 for classification
   losses, 2 for pair/triplet losses which need positive pairs).
+* ``has_margin`` -- True when the loss adds a margin to its target logits
+  (``self.margin``: AAM, AM), which config.yml's ``margin_scheduler`` ramps
+  up during training. The margin of the contrastive and triplet losses is a
+  distance threshold, not scheduled.
 """
 
 from typing import Tuple
@@ -36,6 +40,13 @@ class ClassifierLossMixin:
 
     uses_classifier: bool = True
     min_chunks_per_class: int = 1
+    has_margin: bool = False
+
+
+class MarginLossMixin(ClassifierLossMixin):
+    """Marks classification losses with a margin on their target logits (``self.margin``), which can be scheduled"""
+
+    has_margin: bool = True
 
 
 class PairLossMixin:
@@ -43,6 +54,7 @@ class PairLossMixin:
 
     uses_classifier: bool = False
     min_chunks_per_class: int = 2
+    has_margin: bool = False
 
 
 def element_losses(losses: torch.Tensor, embeddings: torch.Tensor) -> dict:
@@ -101,6 +113,7 @@ __all__ = [
     "BaseMetricLossFunction",
     "CastClassWeightsMixin",
     "ClassifierLossMixin",
+    "MarginLossMixin",
     "MAX_COSINE_DISTANCE",
     "PairLossMixin",
     "element_losses",

@@ -6,10 +6,33 @@ import torch
 from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.losses import ArcFaceLoss, CosFaceLoss
 
-from .base import CastClassWeightsMixin, ClassifierLossMixin
+from .base import CastClassWeightsMixin, MarginLossMixin
 
 
-class AdditiveAngularMarginLoss(ClassifierLossMixin, CastClassWeightsMixin, ArcFaceLoss):
+def add_angle(cosine: torch.Tensor, angle: float, eps: float = 1e-4) -> torch.Tensor:
+    """cos(θ + angle) from cos θ, with pyannote.audio 1.1's clamp
+
+    Parameters
+    ----------
+    cosine : torch.Tensor
+        Cosines cos θ, of any shape.
+    angle : float
+        Angle added to θ, in radians (negative: subtracted).
+    eps : float, optional
+        cos θ is clamped to [-1 + eps, 1 - eps] before ``arccos``. Defaults to 1e-4.
+
+    Returns
+    -------
+    shifted : torch.Tensor
+        :math:`\\cos\\theta + \\cos(\\tilde\\theta + a) - \\cos\\tilde\\theta`,
+        :math:`\\tilde\\theta` the clamped angle: cos(θ + angle) whenever
+        |cos θ| <= 1 - eps, and a finite gradient everywhere.
+    """
+    clamped = cosine.clamp(min=-1.0 + eps, max=1.0 - eps)
+    return cosine + (torch.cos(torch.acos(clamped) + angle) - clamped)
+
+
+class AdditiveAngularMarginLoss(MarginLossMixin, CastClassWeightsMixin, ArcFaceLoss):
     """Additive angular margin loss (AAM-softmax, ArcFace; Deng et al., 2019)
 
     With :math:`\\cos\\theta_j = \\hat{x} \\cdot \\hat{w}_j` (normalised
@@ -100,12 +123,10 @@ class AdditiveAngularMarginLoss(ClassifierLossMixin, CastClassWeightsMixin, ArcF
         self, cosine_of_target_classes: torch.Tensor
     ) -> torch.Tensor:
         """Target cosine with the angular margin (2020 clamp, see class docstring)"""
-        cos = cosine_of_target_classes
-        clamped = cos.clamp(min=-1.0 + self.eps, max=1.0 - self.eps)
-        return cos + (torch.cos(torch.acos(clamped) + self.margin) - clamped)
+        return add_angle(cosine_of_target_classes, self.margin, eps=self.eps)
 
 
-class AdditiveMarginLoss(ClassifierLossMixin, CastClassWeightsMixin, CosFaceLoss):
+class AdditiveMarginLoss(MarginLossMixin, CastClassWeightsMixin, CosFaceLoss):
     """Additive margin loss (AM-softmax, CosFace; Wang et al., 2018)
 
     With :math:`\\cos\\theta_j = \\hat{x} \\cdot \\hat{w}_j` (normalised

@@ -7,6 +7,12 @@
 ... )
 >>> output = pipeline("audio.wav")          # or pipeline("audio.wav", num_speakers=2)
 >>> for turn, _, speaker in output.speaker_diarization.itertracks(yield_label=True): ...
+
+With the PLDA that ``pyannote-audio-emb evaluate`` fits on the training
+speakers and exports (``EXP/results/<protocol>.plda/``), it clusters with
+pyannote.audio's VBx instead:
+
+>>> pipeline = SpeakerDiarization(embedding=..., segmentation=..., plda="experiments/aam/results/P.plda")
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from pyannote.audio.core.plda import PLDA
 from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization as PyannoteSpeakerDiarization
 from pyannote.audio.pipelines.utils import PipelineModel, get_model
 
-from ..errors import ConfigError, MissingFileError
-from ..inference import load_model
+from ..errors import ConfigError, DataError, MissingFileError
+from ..evaluation.plda import PLDA as FittedPLDA
+from ..loading import load_model
 
 #: clustering algorithms that need no PLDA (pyannote.audio.pipelines.clustering.Clustering)
 CLUSTERINGS = ("AgglomerativeClustering", "KMeansClustering", "OracleClustering")
@@ -34,14 +41,18 @@ CLUSTERINGS = ("AgglomerativeClustering", "KMeansClustering", "OracleClustering"
 #: SpeechOcean762 conversations; tune it for other models and data.
 DEFAULT_CLUSTERING = {"method": "average", "min_cluster_size": 12, "threshold": 0.5}
 
+#: VBx clustering hyper-parameters used by default: pyannote.audio 4's
+#: defaults (tuned for its own embedding; tune them for yours)
+DEFAULT_VBX_CLUSTERING = {"threshold": 0.6, "Fa": 0.07, "Fb": 0.8}
+
 
 class NoPLDA(PLDA):
-    """What `SpeakerDiarization` passes as pyannote's mandatory `plda` argument
+    """What `SpeakerDiarization` passes as pyannote's mandatory `plda` argument without a PLDA
 
     pyannote.audio's pipeline always loads a PLDA (by default from the Hugging
     Face hub), but only VBx clustering uses it, and it must be fitted to the
-    embedding space: a pyannote-embloss embedding has none. This placeholder
-    holds no parameters and refuses to be used.
+    embedding space. Without one (clustering other than VBx), this
+    placeholder holds no parameters and refuses to be used.
     """
 
     def __init__(self):
@@ -49,8 +60,8 @@ class NoPLDA(PLDA):
 
     def __call__(self, embeddings: np.ndarray):
         raise RuntimeError(
-            "pyannote-embloss embeddings have no PLDA: use AgglomerativeClustering "
-            "(the default of pyannote_embloss.pipelines.SpeakerDiarization), not VBxClustering."
+            "No PLDA: use AgglomerativeClustering, or VBxClustering with the PLDA `pyannote-audio-emb evaluate` "
+            "exports (SpeakerDiarization(..., plda=DIR))."
         )
 
 
@@ -61,8 +72,27 @@ def _embedding_model(embedding: Union[PipelineModel, os.PathLike]) -> Model:
     return get_model(embedding)
 
 
+def load_vbx_plda(directory: Union[str, os.PathLike], dimension: int) -> PLDA:
+    """pyannote.audio's PLDA from a directory of ``xvec_transform.npz`` and ``plda.npz``, for `dimension`-d embeddings
+
+    Raises
+    ------
+    MissingFileError
+        When a file is missing.
+    DataError
+        When the files are not a PLDA, or one of embeddings of another dimension.
+    """
+    fitted = FittedPLDA.load(directory)
+    if fitted.dimension != dimension:
+        raise DataError(
+            f"The PLDA in '{directory}' takes {fitted.dimension}-dimensional embeddings, not the "
+            f"{dimension}-dimensional ones of this model: use the PLDA exported by evaluating this model."
+        )
+    return PLDA.from_pretrained(str(directory))
+
+
 class SpeakerDiarization(PyannoteSpeakerDiarization):
-    """pyannote.audio speaker diarization with a pyannote-embloss embedding and no PLDA
+    """pyannote.audio speaker diarization with a pyannote-embloss embedding
 
     The pipeline of pyannote.audio 4 (`pyannote.audio.pipelines.SpeakerDiarization`):
     local speaker segmentation on sliding windows, one embedding per (window,
@@ -73,13 +103,13 @@ class SpeakerDiarization(PyannoteSpeakerDiarization):
     * `embedding` is a checkpoint trained with ``pyannote-audio-emb train``
       (or an experiment directory, or a Model);
     * clustering is agglomerative (cosine) by default: VBx clustering, the
-      default of pyannote.audio, needs a PLDA fitted to the embedding space,
-      which pyannote-embloss embeddings do not have (``plda`` is not
-      loaded, hence no download);
+      default of pyannote.audio, needs a PLDA fitted to the embedding space
+      (`plda`: the directory ``pyannote-audio-emb evaluate`` exports); none
+      is downloaded;
     * nothing defaults to a model of the Hugging Face hub: `segmentation` is
       required;
     * it is instantiated with default hyper-parameters
-      (:data:`DEFAULT_CLUSTERING`), so that it runs out of the box. Tune them
+      (:data:`DEFAULT_CLUSTERING`, :data:`DEFAULT_VBX_CLUSTERING`), so that it runs out of the box. Tune them
       for your data with ``pipeline.instantiate(...)`` or pyannote.pipeline's
       `Optimizer`, e.g. ``pipeline.instantiate({"segmentation": {"min_duration_off": 0.0},
       "clustering": {"method": "average", "min_cluster_size": 12, "threshold": 0.4}})``.
@@ -96,8 +126,13 @@ class SpeakerDiarization(PyannoteSpeakerDiarization):
         ``{"checkpoint": ..., "map_location": ...}``. Without network access,
         :func:`pyannote_embloss.pipelines.train_segmentation` trains a small
         (demonstration) one offline.
-    clustering : {"AgglomerativeClustering", "KMeansClustering", "OracleClustering"}, optional
-        Defaults to "AgglomerativeClustering". KMeans needs `num_speakers`.
+    clustering : {"AgglomerativeClustering", "KMeansClustering", "OracleClustering", "VBxClustering"}, optional
+        Defaults to "VBxClustering" with `plda`, else "AgglomerativeClustering".
+        KMeans needs `num_speakers`, VBx `plda`.
+    plda : str or Path, optional
+        Directory of ``xvec_transform.npz`` and ``plda.npz`` fitted to the
+        embedding (``EXP/results/<protocol>.plda/``, written by
+        ``pyannote-audio-emb evaluate``), for VBx clustering.
     segmentation_step : float, optional
         Step of the segmentation sliding window, as a ratio of its duration.
         Defaults to 0.1.
@@ -122,22 +157,28 @@ class SpeakerDiarization(PyannoteSpeakerDiarization):
         self,
         embedding: Union[PipelineModel, os.PathLike],
         segmentation: Union[PipelineModel, os.PathLike],
-        clustering: str = "AgglomerativeClustering",
+        clustering: Optional[str] = None,
         segmentation_step: float = 0.1,
         embedding_exclude_overlap: bool = False,
         embedding_batch_size: int = 32,
         segmentation_batch_size: int = 32,
         der_variant: Optional[dict] = None,
         legacy: bool = False,
+        plda: Optional[Union[str, os.PathLike]] = None,
     ):
-        if clustering not in CLUSTERINGS:
-            hint = (
-                " VBxClustering needs a PLDA fitted to the embedding space, which pyannote-embloss "
-                "embeddings do not have."
-                if clustering == "VBxClustering"
-                else ""
+        if clustering is None:
+            clustering = "AgglomerativeClustering" if plda is None else "VBxClustering"
+        if clustering == "VBxClustering" and plda is None:
+            raise ConfigError(
+                "VBxClustering needs a PLDA fitted to the embedding space: pass plda=DIR (--plda DIR), the "
+                "directory `pyannote-audio-emb evaluate` exports to EXP/results/<protocol>.plda/."
             )
-            raise ConfigError(f"Unsupported clustering '{clustering}': use one of {', '.join(CLUSTERINGS)}.{hint}")
+        if clustering not in CLUSTERINGS + ("VBxClustering",):
+            raise ConfigError(
+                f"Unsupported clustering '{clustering}': use one of {', '.join(CLUSTERINGS)}, or VBxClustering with a PLDA."
+            )
+        if plda is not None and clustering != "VBxClustering":
+            raise ConfigError(f"A PLDA is for VBxClustering only, not {clustering}.")
         if isinstance(segmentation, os.PathLike):
             segmentation = str(segmentation)
         if isinstance(segmentation, str) and Path(segmentation).suffix in (".ckpt", ".bin", ".pt") and not Path(
@@ -149,13 +190,14 @@ class SpeakerDiarization(PyannoteSpeakerDiarization):
                 "pyannote_embloss.pipelines.train_segmentation."
             )
 
+        embedding = _embedding_model(embedding)
         super().__init__(
             legacy=legacy,
             segmentation=segmentation,
             segmentation_step=segmentation_step,
-            embedding=_embedding_model(embedding),
+            embedding=embedding,
             embedding_exclude_overlap=embedding_exclude_overlap,
-            plda=NoPLDA(),
+            plda=NoPLDA() if plda is None else load_vbx_plda(plda, embedding.dimension),
             clustering=clustering,
             embedding_batch_size=embedding_batch_size,
             segmentation_batch_size=segmentation_batch_size,
@@ -168,11 +210,12 @@ class SpeakerDiarization(PyannoteSpeakerDiarization):
         segmentation = {"min_duration_off": 0.0}
         if not self._segmentation.model.specifications.powerset:
             segmentation["threshold"] = 0.5
-        clustering = dict(DEFAULT_CLUSTERING) if self.klustering == "AgglomerativeClustering" else {}
+        clustering = {"AgglomerativeClustering": DEFAULT_CLUSTERING, "VBxClustering": DEFAULT_VBX_CLUSTERING}
+        clustering = dict(clustering.get(self.klustering, {}))
         return {"segmentation": segmentation, "clustering": clustering}
 
 
-def diarize(checkpoint, audio, segmentation, num_speakers: Optional[int] = None, rttm=None):
+def diarize(checkpoint, audio, segmentation, num_speakers: Optional[int] = None, rttm=None, plda=None):
     """Speaker diarization of one audio file, as ``pyannote-audio-emb diarize`` does
 
     Parameters
@@ -186,6 +229,9 @@ def diarize(checkpoint, audio, segmentation, num_speakers: Optional[int] = None,
     num_speakers : int, optional
     rttm : str or Path, optional
         Also write the diarization to this RTTM file (atomically).
+    plda : str or Path, optional
+        PLDA directory fitted to the embedding: cluster with VBx (else
+        agglomerative clustering).
 
     Returns
     -------
@@ -196,7 +242,7 @@ def diarize(checkpoint, audio, segmentation, num_speakers: Optional[int] = None,
     audio = Path(audio)
     if not audio.is_file():
         raise MissingFileError(f"Audio file '{audio}' does not exist.")
-    pipeline = SpeakerDiarization(embedding=checkpoint, segmentation=segmentation)
+    pipeline = SpeakerDiarization(embedding=checkpoint, segmentation=segmentation, plda=plda)
     diarization = pipeline({"uri": audio.stem, "audio": str(audio)}, num_speakers=num_speakers).speaker_diarization
     if rttm is not None:
         with atomic_path(rttm) as tmp, open(tmp, "w") as f:

@@ -2,16 +2,20 @@
 
 Given reference speech turns (oracle segmentation, oracle number of
 speakers), each turn is embedded whole with the plugin's model, turns are
-clustered with pyannote.audio's agglomerative clustering (cosine distance),
-and the resulting diarization is scored with pyannote.metrics'
-`DiarizationErrorRate`. Segmentation errors are thus out of the picture: the
-error left is speaker confusion caused by the embeddings (and by overlapping
-speech, which a single label per turn cannot always fix).
+clustered with pyannote.audio's agglomerative clustering (cosine distance)
+and, given a PLDA fitted to the embedding (the one ``evaluate`` exports),
+with pyannote.audio's VBx clustering too, and each resulting diarization is
+scored with pyannote.metrics' `DiarizationErrorRate`. Segmentation errors
+are thus out of the picture: the error left is speaker confusion caused by
+the embeddings (and by overlapping speech, which a single label per turn
+cannot always fix).
 
     pyannote-audio-emb oracle-der CHECKPOINT             # pyannote's sample.wav
     pyannote-audio-emb oracle-der CHECKPOINT --rttm R --audio A
     pyannote-audio-emb oracle-der CHECKPOINT --conversations 6 [--database YML]
         # synthetic conversations of SpeechOcean762 test speakers (in-domain)
+    pyannote-audio-emb oracle-der CHECKPOINT --plda EXP/results/PROTOCOL.plda
+        # AHC and VBx side by side
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from typing import Iterable, Optional
 
 import numpy as np
 from pyannote.audio.core.model import Model
-from pyannote.audio.pipelines.clustering import AgglomerativeClustering
-from pyannote.core import Annotation
+from pyannote.audio.core.plda import PLDA
+from pyannote.audio.pipelines.clustering import AgglomerativeClustering, VBxClustering
+from pyannote.core import Annotation, SlidingWindow, SlidingWindowFeature
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from ..audio import load_audio
 from ..embedding import embed_waveform
+from .diarization import DEFAULT_VBX_CLUSTERING
 
 
 def cluster_turns(
@@ -62,7 +68,65 @@ def cluster_turns(
     )
 
 
-def oracle_diarization(model: Model, file: dict, method: str = "average") -> Annotation:
+def cluster_turns_vbx(
+    embeddings: np.ndarray,
+    num_speakers: Optional[int],
+    plda: PLDA,
+    parameters: Optional[dict] = None,
+) -> np.ndarray:
+    """Cluster turn embeddings with pyannote's VBx clustering
+
+    Each turn is a chunk of pyannote's pipeline with a single local speaker,
+    always active: AHC initialises VBx on the PLDA-transformed embeddings.
+    Given `num_speakers`, when VBx does not find that many clusters,
+    pyannote re-clusters with k-means, as its pipeline does with a given
+    number of speakers.
+
+    Parameters
+    ----------
+    embeddings : (num_turns, dimension) np.ndarray
+    num_speakers : int or None
+        None: VBx decides the number of clusters.
+    plda : pyannote.audio.core.plda.PLDA
+        Fitted to the embedding space (:func:`~pyannote_embloss.pipelines.load_vbx_plda`).
+    parameters : dict, optional
+        VBx hyper-parameters ("threshold", "Fa", "Fb"). Defaults to
+        :data:`~pyannote_embloss.pipelines.DEFAULT_VBX_CLUSTERING`.
+
+    Returns
+    -------
+    clusters : (num_turns, ) np.ndarray
+    """
+    clustering = VBxClustering(plda, metric="cosine")
+    clustering.instantiate(dict(parameters or DEFAULT_VBX_CLUSTERING))
+    embeddings = np.array(embeddings, dtype=np.float64)
+    if num_speakers is None:
+        bounds = {"num_clusters": None, "min_clusters": 1, "max_clusters": len(embeddings)}
+    else:
+        num_speakers = max(1, min(num_speakers, len(embeddings)))
+        bounds = {"num_clusters": num_speakers, "min_clusters": num_speakers, "max_clusters": num_speakers}
+    active = SlidingWindowFeature(np.ones((len(embeddings), 1, 1)), SlidingWindow(start=0.0, duration=1.0, step=1.0))
+    clusters, _, _ = clustering(embeddings[:, None, :], segmentations=active, **bounds)
+    return clusters[:, 0]
+
+
+def turn_embeddings(model: Model, file: dict) -> tuple[list, np.ndarray]:
+    """Reference turns of `file` ((segment, track) pairs) and their embeddings (each turn whole)"""
+    turns = list(file["annotation"].itertracks())
+    model.eval()
+    embeddings = [embed_waveform(model, load_audio(model.audio, str(file["audio"]), segment)) for segment, _ in turns]
+    return turns, np.stack(embeddings) if embeddings else np.zeros((0, model.dimension))
+
+
+def label_turns(file: dict, turns: list, clusters: np.ndarray) -> Annotation:
+    """The turns of `file`, labelled "SPEAKER_00", "SPEAKER_01", ... by cluster"""
+    hypothesis = Annotation(uri=file["uri"])
+    for (segment, track), cluster in zip(turns, clusters):
+        hypothesis[segment, track] = f"SPEAKER_{int(cluster):02d}"
+    return hypothesis
+
+
+def oracle_diarization(model: Model, file: dict, method: str = "average", plda: Optional[PLDA] = None) -> Annotation:
     """Diarization of `file` from its reference turns, labelled by clustering their embeddings
 
     Parameters
@@ -72,26 +136,24 @@ def oracle_diarization(model: Model, file: dict, method: str = "average") -> Ann
     file : dict
         pyannote.database file with "uri", "audio" and "annotation" (reference).
     method : str, optional
-        Linkage method. Defaults to "average".
+        Linkage method of agglomerative clustering. Defaults to "average".
+    plda : pyannote.audio.core.plda.PLDA, optional
+        Cluster with VBx and this PLDA instead.
 
     Returns
     -------
     hypothesis : Annotation
         The reference turns, labelled "SPEAKER_00", "SPEAKER_01", ... by cluster.
     """
-    reference: Annotation = file["annotation"]
-    turns = list(reference.itertracks())
-    hypothesis = Annotation(uri=file["uri"])
+    turns, embeddings = turn_embeddings(model, file)
     if not turns:
-        return hypothesis
-    model.eval()
-    embeddings = np.stack(
-        [embed_waveform(model, load_audio(model.audio, str(file["audio"]), segment)) for segment, _ in turns]
-    )
-    clusters = cluster_turns(embeddings, len(reference.labels()), method=method)
-    for (segment, track), cluster in zip(turns, clusters):
-        hypothesis[segment, track] = f"SPEAKER_{int(cluster):02d}"
-    return hypothesis
+        return Annotation(uri=file["uri"])
+    num_speakers = len(file["annotation"].labels())
+    if plda is None:
+        clusters = cluster_turns(embeddings, num_speakers, method=method)
+    else:
+        clusters = cluster_turns_vbx(embeddings, num_speakers, plda)
+    return label_turns(file, turns, clusters)
 
 
 def oracle_der(
@@ -100,6 +162,7 @@ def oracle_der(
     method: str = "average",
     collar: float = 0.0,
     skip_overlap: bool = False,
+    plda: Optional[PLDA] = None,
 ) -> dict:
     """Diarization error rate of oracle turns clustered with the model's embeddings
 
@@ -115,38 +178,49 @@ def oracle_der(
         Linkage method. Defaults to "average".
     collar, skip_overlap : optional
         DiarizationErrorRate variant. Default to no collar, overlap scored.
+    plda : pyannote.audio.core.plda.PLDA, optional
+        Also cluster the same embeddings with VBx and this PLDA.
 
     Returns
     -------
     report : dict
-        "der": DER of the clustered turns (over all files);
+        "der": DER of the turns clustered by AHC (over all files);
         "baseline_der": DER when all turns get the same label (one cluster);
         "confusion", "total": seconds of speaker confusion and of reference speech;
         "num_files", "num_turns", and "files": per-file DER and baseline DER.
+        With `plda`, "vbx": {"der", "confusion"} of the turns clustered by
+        VBx given the oracle number of speakers (k-means when VBx finds
+        another number, as pyannote's pipeline), and "der_own" when VBx
+        decides the number of speakers; each file has "der_vbx",
+        "der_vbx_own" and "num_clusters_vbx_own".
     """
     from .segmentation import sample_file
 
     files = [sample_file()] if files is None else list(files)
-    model.eval()
-    metric = DiarizationErrorRate(collar=collar, skip_overlap=skip_overlap)
-    baseline = DiarizationErrorRate(collar=collar, skip_overlap=skip_overlap)
+    metric, baseline, vbx, vbx_own = (DiarizationErrorRate(collar=collar, skip_overlap=skip_overlap) for _ in range(4))
     per_file, num_turns = [], 0
     for file in files:
         reference: Annotation = file["annotation"]
         uem = file.get("annotated")
-        hypothesis = oracle_diarization(model, file, method=method)
-        single = hypothesis.rename_labels(mapping={label: "SPEAKER_00" for label in hypothesis.labels()})
-        num_turns += len(hypothesis)
-        per_file.append(
-            {
-                "uri": file["uri"],
-                "num_speakers": len(reference.labels()),
-                "num_turns": len(hypothesis),
-                "der": float(metric(reference, hypothesis, uem=uem)),
-                "baseline_der": float(baseline(reference, single, uem=uem)),
-            }
-        )
-    return {
+        turns, embeddings = turn_embeddings(model, file)
+        num_speakers = len(reference.labels())
+        clusters = cluster_turns(embeddings, num_speakers, method=method) if turns else []
+        num_turns += len(turns)
+        report = {
+            "uri": file["uri"],
+            "num_speakers": num_speakers,
+            "num_turns": len(turns),
+            "der": float(metric(reference, label_turns(file, turns, clusters), uem=uem)),
+            "baseline_der": float(baseline(reference, label_turns(file, turns, np.zeros(len(turns))), uem=uem)),
+        }
+        if plda is not None:
+            clusters = cluster_turns_vbx(embeddings, num_speakers, plda) if turns else []
+            report["der_vbx"] = float(vbx(reference, label_turns(file, turns, clusters), uem=uem))
+            clusters = cluster_turns_vbx(embeddings, None, plda) if turns else []
+            report["der_vbx_own"] = float(vbx_own(reference, label_turns(file, turns, clusters), uem=uem))
+            report["num_clusters_vbx_own"] = len(set(clusters))
+        per_file.append(report)
+    report = {
         "der": float(abs(metric)),
         "baseline_der": float(abs(baseline)),
         "confusion": float(metric["confusion"]),
@@ -156,6 +230,9 @@ def oracle_der(
         "method": method,
         "files": per_file,
     }
+    if plda is not None:
+        report["vbx"] = {"der": float(abs(vbx)), "confusion": float(vbx["confusion"]), "der_own": float(abs(vbx_own))}
+    return report
 
 
 def oracle_der_report(
@@ -166,6 +243,7 @@ def oracle_der_report(
     database=None,
     method: str = "average",
     output=None,
+    plda=None,
 ) -> dict:
     """:func:`oracle_der` of a checkpoint on a reference, as ``pyannote-audio-emb oracle-der`` does
 
@@ -183,6 +261,9 @@ def oracle_der_report(
         Linkage method.
     output : str or Path, optional
         Also write the report to this JSON file.
+    plda : str or Path, optional
+        PLDA directory fitted to the checkpoint's embeddings (exported by
+        ``evaluate``): also report the DER of VBx clustering.
     """
     import json
     import tempfile
@@ -191,8 +272,9 @@ def oracle_der_report(
     from pyannote.database.util import load_rttm
 
     from ..errors import ConfigError, DataError
-    from ..inference import load_model
+    from ..loading import load_model
     from ..io import atomic_write_text
+    from .diarization import load_vbx_plda
     from .segmentation import sample_file
 
     workdir = tempfile.TemporaryDirectory()
@@ -220,8 +302,12 @@ def oracle_der_report(
             extent = annotation.get_timeline().extent()
             files = [{"uri": uri, "audio": str(audio), "annotation": annotation,
                       "annotated": Timeline([Segment(0.0, extent.end)], uri=uri)}]
-        report = oracle_der(load_model(checkpoint), files, method=method)
+        model = load_model(checkpoint)
+        vbx_plda = None if plda is None else load_vbx_plda(plda, model.dimension)
+        report = oracle_der(model, files, method=method, plda=vbx_plda)
     report["checkpoint"] = str(checkpoint)
+    if plda is not None:
+        report["plda"] = str(plda)
     if output is not None:
         atomic_write_text(output, json.dumps(report, indent=2) + "\n")
     return report

@@ -175,6 +175,7 @@ def train_segmentation(
     from lightning import Trainer, seed_everything
     from pyannote.audio.models.segmentation import PyanNet
 
+    from ..config import OptimizerConfig
     from ..protocols import get_protocol
     from ..training import configure_optimizer
 
@@ -198,7 +199,7 @@ def train_segmentation(
             num_workers=num_workers,
         )
         model = PyanNet(task=task, **(architecture or SMALL_PYANNET))
-        configure_optimizer(model, "Adam", {"lr": lr})
+        configure_optimizer(model, OptimizerConfig("Adam", {"lr": lr}))
         trainer = Trainer(
             max_epochs=max_epochs,
             limit_val_batches=0,

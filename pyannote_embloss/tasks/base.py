@@ -39,6 +39,7 @@ from ..errors import ConfigError, DataError
 from ..evaluation.trials import MAX_TURN_TRIALS, MIN_TURN_DURATION, Trials
 from ..losses import get_loss_class
 from .prepared_data import prepare_protocol_data
+from .protocol_lists import SubsetLists, training_check_view
 from .validation import TrialEqualErrorRate
 
 #: prefix of the development trials in pyannote.audio's prepared data
@@ -72,7 +73,10 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
       all chunks of a batch have the same number of samples;
     * trains without a development set (no validation is run then);
     * prepares the training data in time linear in the number of files
-      (:mod:`.prepared_data`; upstream's label look-ups scan lists).
+      (:mod:`.prepared_data`; upstream's label look-ups scan lists), reading
+      the RTTM and UEM files of a protocol made of plain lists once
+      (:mod:`.protocol_lists`; upstream parses them file by file with pandas,
+      once more when it checks the protocol).
 
     Parameters
     ----------
@@ -85,8 +89,8 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         Sample each batch's chunk duration uniformly between `min_duration`
         and `duration`. Defaults to `duration` (fixed-length chunks).
     num_classes_per_batch : int, optional
-        Number of speakers per batch. Defaults to 32. Capped to the number of
-        training speakers.
+        Number of speakers per batch. Defaults to 32. More than the training
+        classes (speakers, times speeds) is a ConfigError, raised by `setup`.
     num_chunks_per_class : int, optional
         Number of chunks per speaker in a batch. Defaults to the least the
         loss needs: 1 for classification losses, 2 for pair and triplet losses.
@@ -125,6 +129,8 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
 
     #: name of the loss in pyannote_embloss.losses.LOSSES (set by subclasses)
     loss_name: str = ""
+    #: read the protocol's subsets once when they are plain lists (:mod:`.protocol_lists`), not file by file
+    read_protocol_lists: bool = True
 
     def __init__(
         self,
@@ -151,7 +157,7 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         self.max_bad_files = max_bad_files
         self.bad_files: Dict[str, str] = {}
         self.loss_class = get_loss_class(self.loss_name)
-        self.loss_params = check_loss_params(self.loss_name, loss_params)
+        self.loss_params = check_loss_params(type(self), loss_params)
 
         min_chunks = self.loss_class.min_chunks_per_class
         if num_chunks_per_class is None:
@@ -173,8 +179,10 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         self.num_classes_per_batch = num_classes_per_batch
         self.batches_per_epoch = batches_per_epoch
 
+        # pyannote.audio's check_protocol reads the training lists whole, for their first file: spare it that
+        train_lists = SubsetLists.of(protocol, "train") if self.read_protocol_lists else None
         super().__init__(
-            protocol,
+            protocol if train_lists is None else training_check_view(protocol, train_lists),
             cache=cache,
             duration=duration,
             min_duration=min_duration,
@@ -183,6 +191,7 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
             pin_memory=pin_memory,
             metric=metric,
         )
+        self.protocol = protocol
 
     # ------------------------------------------------------------------ data
 
@@ -194,7 +203,7 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
             self.cache.parent.mkdir(parents=True, exist_ok=True)
         else:
             self.cache = Path(mkstemp()[1])
-        prepared_data = prepare_protocol_data(self)
+        prepared_data = prepare_protocol_data(self, read_lists=self.read_protocol_lists)
         if self.has_validation:
             self.prepare_validation(prepared_data)
         self.post_prepare_data(prepared_data)
@@ -259,8 +268,12 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         self.speeds = [1.0] if self.augmentation_config is None else list(self.augmentation_config["speed"])
         classes = speed_classes(self.speakers, self.speeds)
         if self.num_classes_per_batch > len(classes):
-            self.num_classes_per_batch = len(classes)
-            self.batch_size = self.num_classes_per_batch * self.num_chunks_per_class
+            speeds = f" x {len(self.speeds)} speeds" if len(self.speeds) > 1 else ""
+            raise ConfigError(
+                f"task.params.num_classes_per_batch is {self.num_classes_per_batch}, more than the {len(classes)} "
+                f"training classes of {self.protocol.name} ({len(self.speakers)} speakers{speeds}): set it to "
+                f"{len(classes)} or less."
+            )
 
         self.specifications = Specifications(
             problem=Problem.REPRESENTATION,
@@ -493,28 +506,49 @@ def sampler_rng(model) -> random.Random:
     return random.Random(zlib.adler32(str(seed).encode()))
 
 
-def check_loss_params(name: str, params: Dict[str, Any]) -> Dict[str, Any]:
-    """Hyper-parameters of loss `name`, checked against its constructor
+#: parameters of SpeakerEmbeddingTask that config.yml's task.params do not give: the protocol, the
+#: augmentation (its own section of config.yml) and the validation metric (a Python object)
+NOT_TASK_PARAMS = ("self", "protocol", "augmentation", "metric")
+
+
+def task_params(task_class: type) -> list:
+    """Names of the parameters `task_class` takes from config.yml's task.params, besides its loss' (its signature's)"""
+    import inspect
+
+    return [
+        name
+        for name, parameter in inspect.signature(task_class.__init__).parameters.items()
+        if parameter.kind is not parameter.VAR_KEYWORD and name not in NOT_TASK_PARAMS
+    ]
+
+
+def loss_param_names(loss_class: type) -> list:
+    """Names of the hyper-parameters of `loss_class` (its constructor's, but the classifier's sizes)"""
+    import inspect
+
+    return [
+        p
+        for p in inspect.signature(loss_class.__init__).parameters
+        if p not in ("self", "num_classes", "embedding_size")
+    ]
+
+
+def check_loss_params(task_class: type, params: Dict[str, Any]) -> Dict[str, Any]:
+    """Hyper-parameters of the loss of `task_class`, checked against the loss' constructor
 
     Raises
     ------
     ConfigError
-        On a parameter the loss does not take, listing those it takes.
+        On a parameter the loss does not take, listing those it takes and
+        those every task takes.
     """
-    import inspect
-
-    known = [
-        p
-        for p in inspect.signature(get_loss_class(name).__init__).parameters
-        if p not in ("self", "num_classes", "embedding_size")
-    ]
+    name = task_class.loss_name
+    known = loss_param_names(get_loss_class(name))
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise ConfigError(
             f"Unknown parameter(s) {unknown} for task '{name}': its loss takes "
-            f"{', '.join(known) if known else 'no parameter'}, and the task takes duration, min_duration, "
-            "num_classes_per_batch, num_chunks_per_class, batches_per_epoch, num_workers, pin_memory, "
-            "max_bad_files, trial_min_duration, max_trials."
+            f"{', '.join(known) if known else 'no parameter'}, and the task takes {', '.join(task_params(task_class))}."
         )
     return dict(params)
 

@@ -7,24 +7,30 @@ files × speakers, which is quadratic when both grow together (VoxCeleb2:
 a million files of 5,994 speakers). :func:`prepare_protocol_data` builds the
 very same ``prepared_data`` dictionary (same keys, same arrays, same dtypes:
 tested against pyannote.audio's on a real protocol) with dictionary look-ups
-instead, in time linear in the number of files and turns
-(``benchmarks/prepare_scaling.py`` measures both).
+instead, in time linear in the number of files and turns.
+
+It reads each subset once when the protocol's subsets are plain lists
+(:mod:`.protocol_lists`: a .lst, an .rttm and a .uem), and file by file
+through pyannote.database otherwise; both give the same prepared data
+(tested). ``benchmarks/prepare_scaling.py`` measures the ways side by side.
 """
 
 from __future__ import annotations
 
-import itertools
 import warnings
+from array import array
 from collections import defaultdict
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import numpy as np
 from pyannote.audio.core.task import Scopes, Subsets, get_dtype
 
-__all__ = ["prepare_protocol_data"]
+from ..errors import ConfigError, DataError
+from .file_record import FileRecord
+from .protocol_lists import SubsetLists
+from .rttm_uem import UnusualFile
 
-#: file keys that are not free metadata (as in pyannote.audio)
-_RESERVED = {"uri", "database", "subset", "audio", "scope", "classes", "annotation", "annotated"}
+__all__ = ["prepare_protocol_data", "subset_records"]
 
 
 class _Index:
@@ -43,45 +49,93 @@ class _Index:
         return position
 
 
-def prepare_protocol_data(task) -> dict:
-    """``prepared_data`` of `task`'s protocol, as pyannote.audio's ``Task.prepare_data`` builds it
+def subset_records(protocol, subset: str, read_lists: bool = True) -> Iterator[FileRecord]:
+    """Records of the files of `protocol`'s `subset`, in order
 
     Parameters
     ----------
-    task : pyannote.audio.core.task.Task
-        Task with its protocol, chunk `duration` and `has_validation`.
-
-    Returns
-    -------
-    prepared_data : dict
-        Before ``prepare_validation`` and ``post_prepare_data``.
+    protocol : Protocol
+    subset : {"train", "development"}
+    read_lists : bool, optional
+        Read the subset's list files once when it is made of plain lists
+        (:class:`~.protocol_lists.SubsetLists`). Defaults to True; False reads
+        every file through pyannote.database.
     """
-    metadata_values: Dict[str, _Index] = defaultdict(_Index)
-    metadata_values["subset"] = _Index(Subsets)
-    metadata_values["scope"] = _Index(Scopes)
-    audios, metadata = [], []
-    annotated_duration, annotated_regions, audio_regions_ids = [], [], []
-    annotations, audio_segments_ids = [], []
-    database_labels: Dict[str, _Index] = {}
-    global_labels = _Index()
+    lists = SubsetLists.of(protocol, subset) if read_lists else None
+    if lists is not None:
+        try:
+            return lists.records(protocol)
+        except UnusualFile:
+            pass
+    return map(FileRecord.from_protocol_file, getattr(protocol, subset)())
 
-    files = zip(itertools.repeat("train"), task.protocol.train())
-    if task.has_validation:
-        files = itertools.chain(files, zip(itertools.repeat("development"), task.protocol.development()))
 
-    regions_id = segments_id = 0
-    for file_id, (subset, file) in enumerate(files):
-        metadatum = {
-            "database": metadata_values["database"](file["database"]),
-            "subset": Subsets.index(subset),
-            "scope": Scopes.index(file["scope"]),
+def _column(typecode: str, values=()) -> array:
+    return array(typecode, values)
+
+
+def _numpy(column: array) -> np.ndarray:
+    return np.frombuffer(column, dtype=np.int64 if column.typecode == "q" else np.float64).copy()
+
+
+def _structured(columns: Dict[str, array], dtype: list) -> np.ndarray:
+    """Structured array of `dtype` from one column per field"""
+    first = next(iter(columns.values()))
+    structured = np.empty(len(first), dtype=dtype)
+    for name, column in columns.items():
+        structured[name] = np.frombuffer(column, dtype=np.int64 if column.typecode == "q" else np.float64)
+    return structured
+
+
+def _max(column: array) -> int:
+    return int(np.frombuffer(column, dtype=np.int64).max())
+
+
+class PreparedData:
+    """pyannote.audio's ``prepared_data``, built file after file
+
+    Numbers are kept in typed columns (8 bytes a number), not in tuples of
+    Python objects, so that a million files fit in a few hundred MB.
+
+    Parameters
+    ----------
+    min_region_duration : float
+        Annotated regions shorter than this (the task's chunk duration) are left out.
+    """
+
+    def __init__(self, min_region_duration: float):
+        self.min_region_duration = min_region_duration
+        self.metadata_values: Dict[str, _Index] = defaultdict(_Index)
+        self.metadata_values["subset"] = _Index(Subsets)
+        self.metadata_values["scope"] = _Index(Scopes)
+        self.audios: List[str] = []
+        self.metadata: Dict[str, array] = {}  # a column per key, -1 for files without it
+        self.annotated_duration = _column("d")
+        self.regions = {"file_id": _column("q"), "duration": _column("d"), "start": _column("d")}
+        self.regions_ids = {"start": _column("q"), "end": _column("q")}
+        self.segments = {
+            name: _column("d" if name in ("start", "end") else "q")
+            for name in ("file_id", "start", "end", "file_label_idx", "database_label_idx", "global_label_idx")
         }
-        for key in set(file) - _RESERVED:
-            value = file[key]
+        self.segments_ids = {"start": _column("q"), "end": _column("q")}
+        self.database_labels: Dict[str, _Index] = {}
+        self.global_labels = _Index()
+        self.num_train_regions = 0  # training regions at least as long as a chunk
+        self.longest_train_region = 0.0
+
+    def add(self, subset: str, record: FileRecord) -> None:
+        """Add the file of `record`, from `subset`"""
+        file_id = len(self.audios)
+        metadatum = {
+            "database": self.metadata_values["database"](record.database),
+            "subset": Subsets.index(subset),
+            "scope": Scopes.index(record.scope),
+        }
+        for key, value in record.metadata.items():
             if isinstance(value, str):
-                metadatum[key] = metadata_values[key](value)
+                metadatum[key] = self.metadata_values[key](value)
             elif isinstance(value, int):
-                metadata_values[key](value)
+                self.metadata_values[key](value)
                 metadatum[key] = value
             else:
                 warnings.warn(
@@ -89,54 +143,108 @@ def prepare_protocol_data(task) -> dict:
                     "Only str and int are supported for now.",
                     category=UserWarning,
                 )
-        metadata.append(metadatum)
-        audios.append(str(file["audio"]))
+        for key in metadatum.keys() - self.metadata.keys():
+            self.metadata[key] = _column("q", [-1]) * file_id
+        for key, column in self.metadata.items():
+            column.append(metadatum.get(key, -1))
+        self.audios.append(record.audio)
 
-        first_region, duration = regions_id, 0.0
-        for segment in file["annotated"]:
-            if segment.duration < task.duration:
+        regions, duration = self.regions, 0.0
+        self.regions_ids["start"].append(len(regions["file_id"]))
+        for start, end in record.regions:
+            if subset == "train":
+                self.longest_train_region = max(self.longest_train_region, end - start)
+                self.num_train_regions += end - start >= self.min_region_duration
+            if end - start < self.min_region_duration:
                 continue
-            annotated_regions.append((file_id, segment.duration, segment.start))
-            duration += segment.duration
-            regions_id += 1
-        annotated_duration.append(duration)
-        audio_regions_ids.append((first_region, regions_id))
+            regions["file_id"].append(file_id)
+            regions["duration"].append(end - start)
+            regions["start"].append(start)
+            duration += end - start
+        self.annotated_duration.append(duration)
+        self.regions_ids["end"].append(len(regions["file_id"]))
 
-        first_segment, scope, file_labels = segments_id, Scopes.index(file["scope"]), _Index()
-        for segment, _, label in file["annotation"].itertracks(yield_label=True):
+        segments, scope, file_labels = self.segments, metadatum["scope"], _Index()
+        self.segments_ids["start"].append(len(segments["file_id"]))
+        for start, end, label in record.turns:
             database_idx = global_idx = -1
             if scope > 0:
-                database_idx = database_labels.setdefault(file["database"], _Index())(label)
+                database_idx = self.database_labels.setdefault(record.database, _Index())(label)
             if scope > 1:
-                global_idx = global_labels(label)
-            annotations.append((file_id, segment.start, segment.end, file_labels(label), database_idx, global_idx))
-            segments_id += 1
-        audio_segments_ids.append((first_segment, segments_id))
+                global_idx = self.global_labels(label)
+            segments["file_id"].append(file_id)
+            segments["start"].append(start)
+            segments["end"].append(end)
+            segments["file_label_idx"].append(file_labels(label))
+            segments["database_label_idx"].append(database_idx)
+            segments["global_label_idx"].append(global_idx)
+        self.segments_ids["end"].append(len(segments["file_id"]))
 
-    keys = list(metadata_values)
-    metadata = [tuple(m.get(key, -1) for key in keys) for m in metadata]
-    metadata_dtype = [(key, get_dtype(max(m[i] for m in metadata))) for i, key in enumerate(keys)]
-    region_dtype = [("file_id", get_dtype(max(r[0] for r in annotated_regions))), ("duration", "f"), ("start", "f")]
-    segment_dtype = [
-        ("file_id", get_dtype(max(a[0] for a in annotations))),
-        ("start", "f"),
-        ("end", "f"),
-        ("file_label_idx", get_dtype(max(a[3] for a in annotations))),
-        ("database_label_idx", get_dtype(max(a[4] for a in annotations))),
-        ("global_label_idx", get_dtype(max(a[5] for a in annotations))),
-    ]
-    prepared_data = {
-        "protocol": task.protocol.name,
-        "audio-path": np.array(audios, dtype=np.str_),
-        "audio-metadata": np.array(metadata, dtype=metadata_dtype),
-        "audio-annotated": np.array(annotated_duration),
-        "annotations-regions": np.array(annotated_regions, dtype=region_dtype),
-        "audio-regions-ids": np.array(audio_regions_ids, dtype=[("start", "i"), ("end", "i")]),
-        "annotations-segments": np.array(annotations, dtype=segment_dtype),
-        "audio-segments-ids": np.array(audio_segments_ids, dtype=[("start", "i"), ("end", "i")]),
-        "metadata-values": defaultdict(list, {key: index.values for key, index in metadata_values.items()}),
-    }
-    for database, labels in database_labels.items():
-        prepared_data[f"metadata-{database}-labels"] = np.array(labels.values, dtype=np.str_)
-    prepared_data["metadata-labels"] = np.array(global_labels.values, dtype=np.str_)
-    return prepared_data
+    def arrays(self, protocol_name: str) -> dict:
+        """The ``prepared_data`` dictionary (before validation and ``post_prepare_data``)
+
+        Raises
+        ------
+        ConfigError
+            When no training file has an annotated region (UEM) as long as a
+            chunk (task.params.duration).
+        DataError
+            When there is no training file, or no speech turn.
+        """
+        if not self.num_train_regions:
+            if not self.longest_train_region:
+                raise DataError(f"{protocol_name} has no training file with an annotated region (UEM).")
+            raise ConfigError(
+                f"task.params.duration is {self.min_region_duration:g} s, longer than every training file of "
+                f"{protocol_name} (the longest annotated region lasts {self.longest_train_region:g} s): set it to "
+                f"{self.longest_train_region:g} or less."
+            )
+        if not self.segments["file_id"]:
+            raise DataError(f"The files of {protocol_name} have no speech turn (RTTM).")
+        keys = list(self.metadata_values)
+        metadata_dtype = [(key, get_dtype(_max(self.metadata[key]))) for key in keys]
+        region_dtype = [("file_id", get_dtype(_max(self.regions["file_id"]))), ("duration", "f"), ("start", "f")]
+        segment_dtype = [
+            (name, "f" if name in ("start", "end") else get_dtype(_max(column)))
+            for name, column in self.segments.items()
+        ]
+        ids = [("start", "i"), ("end", "i")]
+        prepared_data = {
+            "protocol": protocol_name,
+            "audio-path": np.array(self.audios, dtype=np.str_),
+            "audio-metadata": _structured({key: self.metadata[key] for key in keys}, metadata_dtype),
+            "audio-annotated": _numpy(self.annotated_duration),
+            "annotations-regions": _structured(self.regions, region_dtype),
+            "audio-regions-ids": _structured(self.regions_ids, ids),
+            "annotations-segments": _structured(self.segments, segment_dtype),
+            "audio-segments-ids": _structured(self.segments_ids, ids),
+            "metadata-values": defaultdict(list, {key: index.values for key, index in self.metadata_values.items()}),
+        }
+        for database, labels in self.database_labels.items():
+            prepared_data[f"metadata-{database}-labels"] = np.array(labels.values, dtype=np.str_)
+        prepared_data["metadata-labels"] = np.array(self.global_labels.values, dtype=np.str_)
+        return prepared_data
+
+
+def prepare_protocol_data(task, read_lists: bool = True) -> dict:
+    """``prepared_data`` of `task`'s protocol, as pyannote.audio's ``Task.prepare_data`` builds it
+
+    Parameters
+    ----------
+    task : pyannote.audio.core.task.Task
+        Task with its protocol, chunk `duration` and `has_validation`.
+    read_lists : bool, optional
+        Read subsets made of plain lists once (see :func:`subset_records`).
+        Defaults to True.
+
+    Returns
+    -------
+    prepared_data : dict
+        Before ``prepare_validation`` and ``post_prepare_data``.
+    """
+    subsets = ["train"] + (["development"] if task.has_validation else [])
+    prepared = PreparedData(task.duration)
+    for subset in subsets:
+        for record in subset_records(task.protocol, subset, read_lists=read_lists):
+            prepared.add(subset, record)
+    return prepared.arrays(task.protocol.name)
