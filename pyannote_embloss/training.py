@@ -544,11 +544,10 @@ def _fit(context: _Context, run: _Run) -> Optional[_Fitted]:
     if not run.stage and config.large_margin is not None and not options.resume:
         # what the stage asks of the data (its chunk duration, classes per batch) is checked before the main run
         stage_task = build_task(
-            _stage_task(config), get_protocol(context.protocol, database_yml=options.database),
+            _stage_task(config), task.protocol,  # the protocol the main run's task already loaded
             augmentation=config.augmentation, batches_per_epoch=config.large_margin.batches_per_epoch,
             num_workers=options.num_workers,
         )
-        stage_task.model = build_model(config.architecture, stage_task)
         _check_training_data(experiment, stage_task, section="large_margin")
     if run.clear:
         experiment.clear_training_outputs()
