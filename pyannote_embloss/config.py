@@ -143,6 +143,7 @@ PARAM_RANGES: Dict[str, Range] = {
 }
 LEARNING_RATE = Range(0, exclusive=True)
 POSITIVE_INTEGER = Range(1, integer=True)
+LR_MULTIPLIER = Range(0)
 
 
 def _check_keys(mapping: dict, valid: Iterable[str], path, where: str, listing: Optional[str] = None) -> None:
@@ -167,13 +168,15 @@ def _mapping(value, path, where: str, expected: str) -> dict:
     return dict(value)
 
 
-def _named_section(config: dict, key: str, path, default_name: Optional[str] = None) -> tuple:
-    """(name, params) of a section made of a 'name' and optional 'params'"""
+def _named_section(
+    config: dict, key: str, path, default_name: Optional[str] = None, extra: Iterable[str] = ()
+) -> tuple:
+    """(name, params) of a section made of a 'name' and optional 'params' (and the `extra` keys, not returned)"""
     value = config.get(key, {} if default_name else None)
     if value is None:
         raise ConfigError(f"{path}: missing '{key}' section (with a 'name' and optional 'params').")
     value = _mapping(value, path, key, "with 'name' and 'params'")
-    _check_keys(value, ("name", "params"), path, f"'{key}'")
+    _check_keys(value, ("name", "params", *extra), path, f"'{key}'")
     name = value.get("name", default_name)
     if not name:
         raise ConfigError(f"{path}: '{key}' has no 'name'.")
@@ -319,10 +322,16 @@ class OptimizerConfig:
         Name of a torch.optim class, e.g. "SGD".
     params : dict
         Its keyword arguments, e.g. {"lr": 0.01, "momentum": 0.95, "nesterov": True}.
+    lr_multipliers : dict, optional
+        Learning rate of some parameters, as a multiple of `lr`: {name prefix: factor}, e.g.
+        {"sincnet.conv1d.0": 1000} for SincNet's cut-off frequencies, which are in Hz while an
+        Adam step moves a parameter by about `lr`. A parameter takes the factor of the longest
+        prefix of its name (:func:`pyannote_embloss.training.parameter_groups`).
     """
 
     name: str = "Adam"
     params: Dict[str, Any] = field(default_factory=dict)
+    lr_multipliers: Dict[str, float] = field(default_factory=dict)
 
     @property
     def optimizer_class(self) -> type:
@@ -347,7 +356,14 @@ class OptimizerConfig:
 
     @classmethod
     def parse(cls, config: dict, path) -> "OptimizerConfig":
-        section = cls(*_named_section(config, "optimizer", path, default_name="Adam"))
+        section = cls(*_named_section(config, "optimizer", path, default_name="Adam", extra=("lr_multipliers",)))
+        multipliers = _mapping(
+            (config.get("optimizer") or {}).get("lr_multipliers"), path, "optimizer.lr_multipliers",
+            "parameter name prefix: factor of the learning rate",
+        )
+        for prefix, factor in multipliers.items():
+            LR_MULTIPLIER.check(factor, f"optimizer.lr_multipliers.{prefix}", path)
+        section = replace(section, lr_multipliers={str(k): float(v) for k, v in multipliers.items()})
         try:
             Klass = section.optimizer_class
         except ConfigError as e:
@@ -357,6 +373,12 @@ class OptimizerConfig:
         _check_keys(section.params, valid, path, f"optimizer.params of {section.name}", listing)
         if "lr" in section.params:
             LEARNING_RATE.check(section.params["lr"], "optimizer.params.lr", path)
+        return section
+
+    def to_dict(self) -> Dict[str, Any]:
+        section = {"name": self.name, "params": dict(self.params)}
+        if self.lr_multipliers:  # only then: the hash of the other configs stays
+            section["lr_multipliers"] = dict(self.lr_multipliers)
         return section
 
     def build(self, parameters, path=None):
@@ -641,7 +663,7 @@ class ExperimentConfig:
         if self.trainable:
             config.update(
                 task={"name": self.task.name, "params": dict(self.task.params)},
-                optimizer={"name": self.optimizer.name, "params": dict(self.optimizer.params)},
+                optimizer=self.optimizer.to_dict(),
                 trainer=dict(self.trainer),
                 scheduler=None if self.scheduler is None else asdict(self.scheduler),
                 margin_scheduler=None if self.margin_scheduler is None else asdict(self.margin_scheduler),

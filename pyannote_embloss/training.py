@@ -44,8 +44,8 @@ from .config import (
     SchedulerConfig,
     TaskConfig,
 )
-from .errors import ConfigError, OutputExistsError, TrainingDivergedError, TrainingInterrupted
-from .experiment import Experiment
+from .errors import ConfigError, OutputExistsError, TrainingDivergedError, TrainingInterrupted, did_you_mean
+from .experiment import CONFIG, Experiment
 from .io import atomic_path, atomic_write_text
 from .large_margin import LargeMarginPaths, StartFromWeights, stage_task_params, start_checkpoint
 from .lock import OutputLock, is_global_zero
@@ -118,13 +118,67 @@ def configure_optimizer(
         Length of the run (for schedulers that need it).
     """
 
+    # the loss' parameters (model.loss_func) exist once the trainer has set the task up: checked then
+    parameter_groups(model, optimizer, pending=("loss_func",))
+
     def configure_optimizers(self):
-        built = optimizer.build([p for p in self.parameters() if p.requires_grad])
+        built = optimizer.build(parameter_groups(self, optimizer))
         if scheduler is None:
             return built
         return {"optimizer": built, "lr_scheduler": build_scheduler(scheduler, built, total_steps, total_epochs)}
 
     model.configure_optimizers = MethodType(configure_optimizers, model)
+
+
+def parameter_groups(model: torch.nn.Module, optimizer: OptimizerConfig, pending: tuple = ()) -> list:
+    """The trainable parameters of `model`, in one group per learning rate of `optimizer.lr_multipliers`
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    optimizer : OptimizerConfig
+        Its ``lr_multipliers`` ({name prefix: factor}) set the learning rate of
+        the parameters whose name starts with the prefix (the longest prefix
+        wins) to factor × ``params["lr"]``.
+    pending : tuple, optional
+        Prefixes of modules that do not exist yet (not checked).
+
+    Returns
+    -------
+    groups : list
+        [{"params": [...]} and, for each factor, {"params": [...], "lr": ...}]:
+        torch.optim's parameter groups.
+
+    Raises
+    ------
+    ConfigError
+        When a prefix names no trainable parameter of `model`.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not optimizer.lr_multipliers:
+        return [p for _, p in named]
+
+    def matches(name, prefix):
+        return name == prefix or name.startswith(prefix + ".")
+
+    for prefix in optimizer.lr_multipliers:
+        if not prefix.startswith(pending) and not any(matches(n, prefix) for n, _ in named):
+            modules = sorted({n.rsplit(".", 1)[0] for n, _ in named})
+            raise ConfigError(
+                f"optimizer.lr_multipliers: no trainable parameter of {type(model).__name__} is named "
+                f"{prefix!r} or starts with '{prefix}.'{did_you_mean(prefix, modules)}; its modules with "
+                f"parameters: {', '.join(modules[:12])}{', ...' if len(modules) > 12 else ''}."
+            )
+    lr = optimizer.params.get("lr", optimizer.optimizer_class([torch.nn.Parameter(torch.zeros(1))]).defaults["lr"])
+    groups: Dict[float, list] = {}
+    for name, parameter in named:
+        prefixes = [p for p in optimizer.lr_multipliers if matches(name, p)]
+        factor = optimizer.lr_multipliers[max(prefixes, key=len)] if prefixes else None
+        groups.setdefault(factor, []).append(parameter)
+    return [
+        {"params": params} if factor is None else {"params": params, "lr": factor * lr}
+        for factor, params in groups.items()
+    ]
 
 
 def count_parameters(module: Optional[torch.nn.Module]) -> int:
@@ -549,22 +603,24 @@ def _fit(context: _Context, run: _Run) -> Optional[_Fitted]:
             num_workers=options.num_workers,
         )
         _check_training_data(experiment, stage_task, section="large_margin")
-    if run.clear:
-        experiment.clear_training_outputs()
-
     trainer_params = {**config.trainer, **options.trainer_overrides}
     if run.max_epochs is not None:
         trainer_params["max_epochs"] = run.max_epochs
     for key, value in TRAINER_DEFAULTS.items():
         trainer_params.setdefault(key, value)
 
-    configure_optimizer(
-        model,
-        run.optimizer,
-        scheduler=run.scheduler,
-        total_steps=(task.batches_per_epoch or 0) * trainer_params["max_epochs"],
-        total_epochs=trainer_params["max_epochs"],
-    )
+    try:
+        configure_optimizer(
+            model,
+            run.optimizer,
+            scheduler=run.scheduler,
+            total_steps=(task.batches_per_epoch or 0) * trainer_params["max_epochs"],
+            total_epochs=trainer_params["max_epochs"],
+        )
+    except ConfigError as e:  # lr_multipliers naming no parameter of this model
+        raise ConfigError(f"{experiment.directory / CONFIG}: {e}") from None
+    if run.clear:  # once nothing is left to refuse
+        experiment.clear_training_outputs()
 
     every_n_steps = options.checkpoint_every_n_steps or config.checkpoint.every_n_steps
     # a stage keeps its final weights: no best.ckpt of its own

@@ -244,3 +244,55 @@ logger: csv
 checkpoint: {every_n_steps: 5}
 trainer: {max_epochs: 3, gradient_clip_val: 5}
 """
+
+
+# ---------------------------------------------------------------- learning rate per parameter
+
+
+def test_lr_multipliers_set_the_learning_rate_of_the_named_parameters(tmp_path):
+    import torch
+
+    from pyannote_embloss.models import SincTDNN
+    from pyannote_embloss.schedules import build_scheduler
+    from pyannote_embloss.training import parameter_groups
+
+    config = Experiment.load(write(
+        tmp_path / "exp", optimizer={"name": "AdamW", "params": {"lr": 0.002, "weight_decay": 0.0}, "lr_multipliers": {"sincnet.conv1d.0": 1000}},
+        scheduler={"name": "OneCycleLR", "interval": "step", "params": {"pct_start": 0.5}},
+        **{"task.params.batches_per_epoch": 10},
+    )).config
+    assert config.optimizer.lr_multipliers == {"sincnet.conv1d.0": 1000.0}
+    assert config.to_dict()["optimizer"]["lr_multipliers"] == {"sincnet.conv1d.0": 1000.0}
+    model = SincTDNN(stride=10, channels=[8, 8, 8, 8, 16], dimension=8)
+    optimizer = config.optimizer.build(parameter_groups(model, config.optimizer))
+    cutoffs = [model.sincnet.conv1d[0].filterbank.low_hz_, model.sincnet.conv1d[0].filterbank.band_hz_]
+    (rest,) = [g for g in optimizer.param_groups if not any(p is cutoffs[0] for p in g["params"])]
+    (sinc,) = [g for g in optimizer.param_groups if any(p is cutoffs[0] for p in g["params"])]
+    assert sinc["lr"] == pytest.approx(2.0) and rest["lr"] == pytest.approx(0.002) and len(sinc["params"]) == 2
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    # the one-cycle schedule peaks at each group's own rate
+    build_scheduler(config.scheduler, optimizer, total_steps=10, total_epochs=1)
+    assert [g["max_lr"] for g in (sinc, rest)] == pytest.approx([2.0, 0.002])
+
+    # one Adam step moves each parameter by about its group's rate: the cut-offs (in Hz) by 1000 times more
+    before = [p.detach().clone() for p in cutoffs + [model.sincnet.conv1d[1].weight]]
+    for g in optimizer.param_groups:
+        g["lr"] = g["max_lr"]
+    model(torch.randn(2, 1, 16000)).square().sum().backward()
+    optimizer.step()
+    moved = [(p.detach() - b).abs().max().item() for p, b in zip(cutoffs + [model.sincnet.conv1d[1].weight], before)]
+    assert moved[0] == pytest.approx(2.0, rel=0.01) and moved[2] == pytest.approx(0.002, rel=0.01)
+
+
+def test_lr_multipliers_of_no_parameter_are_refused_before_anything(tiny_protocol_yml, tmp_path):
+    with pytest.raises(ConfigError, match=r"lr_multipliers.sincnet must be a number >= 0 \(got -1\)"):
+        Experiment.load(write(tmp_path / "bad", **{"optimizer.lr_multipliers": {"sincnet": -1}}))
+    experiment = write(tmp_path / "exp", **{"optimizer.lr_multipliers": {"sincnet.conv1d.9": 10}})
+    (experiment / "checkpoints").mkdir()
+    (experiment / "checkpoints" / "last.ckpt").write_text("an earlier run")
+    with pytest.raises(ConfigError) as error:
+        train(Experiment.load(experiment), database=str(tiny_protocol_yml), overwrite=True, progress_bar=False)
+    message = str(error.value)
+    assert message.startswith(f"{experiment / 'config.yml'}: optimizer.lr_multipliers: no trainable parameter of "
+                              "SincTDNN is named 'sincnet.conv1d.9'") and "(did you mean 'sincnet.conv1d." in message
+    assert (experiment / "checkpoints" / "last.ckpt").read_text() == "an earlier run" and not (experiment / "logs").exists()
