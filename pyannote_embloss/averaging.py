@@ -8,16 +8,18 @@ epochs (``checkpoints/epoch-XXX.ckpt``, weights only, the older ones
 deleted as training goes) and, once training ends, writes their mean
 (parameters and batch-norm statistics) to ``checkpoints/average.ckpt``,
 atomically. It is a complete model checkpoint (the loss' parameters are
-averaged too) that every command loads: ``evaluate EXP --checkpoint
-average`` (a bare name is read as ``checkpoints/<name>.ckpt``), ``load``,
-``train --pretrained``.
+averaged too) that every command loads.
 
-``best.ckpt`` stays what it always is, the epoch of lowest development EER
-(the last one without development trials): the average was selected on
-nothing, and ``training.json``'s ``dev_eer`` describes ``best.ckpt``.
-``training.json`` records the averaged epochs (``average``). A large-margin
-stage (:mod:`pyannote_embloss.large_margin`) starts from the average, as
-WeSpeaker's recipes do.
+**The average is the experiment's model**: it is copied to
+``checkpoints/best.ckpt``, which ``evaluate``, ``compare``, ``apply``,
+``export`` and ``load`` use by default, as WeSpeaker extracts with its
+averaged model. The epoch of lowest development EER (the last one without
+development trials), which ``best.ckpt`` is without averaging, is kept as
+``checkpoints/best-epoch.ckpt`` (``evaluate EXP --checkpoint best-epoch``;
+a bare name is read as ``checkpoints/<name>.ckpt``), and ``training.json``'s
+``dev_eer`` is that epoch's. ``training.json`` records the averaged epochs
+(``average``). A large-margin stage (:mod:`pyannote_embloss.large_margin`)
+starts from the average, as WeSpeaker's recipes do.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ from lightning import Callback
 from .checkpoint import load_checkpoint
 from .io import PathLike, atomic_path
 
-__all__ = ["EpochCheckpoints", "average_state_dicts", "average_checkpoints", "epoch_checkpoints", "AVERAGE"]
+__all__ = ["EpochCheckpoints", "average_state_dicts", "average_checkpoints", "epoch_checkpoints", "AVERAGE", "BEST_EPOCH"]
 
 #: file name of the averaged checkpoint, in the experiment's checkpoints/
 AVERAGE = "average.ckpt"
+#: the epoch of lowest development EER, when best.ckpt is the average
+BEST_EPOCH = "best-epoch.ckpt"
 #: epoch checkpoints kept for averaging: epoch-000.ckpt, epoch-001.ckpt, ...
 EPOCH_FILE = re.compile(r"^epoch-(\d+)\.ckpt$")
 

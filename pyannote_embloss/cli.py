@@ -41,7 +41,7 @@ app = typer.Typer(
 
 #: help of the --checkpoint options
 CHECKPOINT_HELP = (
-    "Checkpoint file, or the name of one of the experiment's: average, main, last (checkpoints/NAME.ckpt). "
+    "Checkpoint file, or the name of one of the experiment's: best-epoch, average, main, last (checkpoints/NAME.ckpt). "
     "Defaults to the experiment's best."
 )
 

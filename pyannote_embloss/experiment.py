@@ -186,7 +186,7 @@ class Experiment:
         ----------
         path : str or Path, optional
             A checkpoint file, or the bare name of one of the experiment's
-            (e.g. "average" for checkpoints/average.ckpt, "main", "last").
+            (e.g. "best-epoch" for checkpoints/best-epoch.ckpt, "average", "main", "last").
 
         Returns
         -------

@@ -33,7 +33,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from pyannote.audio.core.model import Model
 
-from .averaging import EpochCheckpoints, average_checkpoints
+from .averaging import BEST_EPOCH, EpochCheckpoints, average_checkpoints
 from .checkpoint import load_checkpoint, safe_globals
 from .config import (
     LEARNING_RATE,
@@ -676,6 +676,12 @@ def _main_summary(context: _Context, fitted: _Fitted, resumed_from: Optional[int
     experiment, options = context.experiment, context.options
     trainer, task, model, best = fitted.trainer, fitted.task, fitted.model, fitted.best
     best_path = Path((best and best.best_model_path) or experiment.last_checkpoint)
+    if fitted.average is not None:  # the average is the model; the epoch of lowest development EER is kept
+        best_epoch = experiment.checkpoints / BEST_EPOCH
+        if not best_epoch.is_file():  # (a resumed run's best.ckpt may already be the average)
+            with atomic_path(best_epoch) as tmp:
+                shutil.copyfile(best_path, tmp)
+        best_path = Path(fitted.average["checkpoint"])
     if best_path.resolve() != experiment.best_checkpoint.resolve():
         with atomic_path(experiment.best_checkpoint) as tmp:
             shutil.copyfile(best_path, tmp)

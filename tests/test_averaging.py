@@ -89,10 +89,16 @@ def test_training_averages_the_last_epochs(tiny_protocol_yml, tmp_path):
             np.testing.assert_allclose(value.double().numpy(), expected.numpy(), atol=1e-6, err_msg=key)
             moved += not torch.equal(first[key], second[key])
     assert moved > 0  # training changed the weights between the two epochs
-    # the last epoch is the run's final weights; best.ckpt stays the run's own (here: the last epoch)
-    for name in ("last.ckpt", "best.ckpt"):
-        final = torch.load(checkpoints / name, weights_only=False)["state_dict"]
-        assert all(torch.equal(final[key], second[key]) for key in second), name
+    # the last epoch is the run's final weights; the epoch of lowest development EER is kept as best-epoch.ckpt
+    final = torch.load(checkpoints / "last.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(final[key], second[key]) for key in second)
+    # (without development trials, as here, the best epoch is the last one)
+    assert summary["dev_eer"] is None
+    best_epoch = torch.load(checkpoints / "best-epoch.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(best_epoch[key], second[key]) for key in second)
+    # the average is the experiment's model: best.ckpt, what every command uses by default
+    best = torch.load(checkpoints / "best.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(best[key], average[key]) for key in average)
 
     # it loads by name, and in pyannote.audio, without its loss head, and embeds
     waveforms = torch.randn(2, 1, 16000)
