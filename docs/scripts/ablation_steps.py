@@ -14,7 +14,8 @@ babble at 15 dB; for clean trials also Welch's 95 % interval over the seeds,
 the trials fixed. A run resumed from its last.ckpt after an interruption
 shows its training time after the resumption only; a large-margin stage's
 time follows the main run's (``+``). Rows 1 to 6 and aam add
-one ingredient each to the row before; rows 7 to 9 each add one to aam.
+one ingredient each to the row before; rows 7 to 9 each add one to aam; the
+last row compares aam with row 1 (the whole chain).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ STEPS = [
     ("ablation/7-subcenter", "aam"),
     ("ablation/8-average", "aam"),
     ("ablation/9-large-margin", "aam"),
+    ("aam", "ablation/1-constant-lr"),
 ]
+WHOLE_CHAIN = len(STEPS) - 1  # the last row: aam against row 1
 CACHE = "results/SpeechOcean762.SpeakerVerification.Default.test.comparison.npz"
 CONDITIONS = [None, "duration:1", "babble:15"]
 
@@ -71,6 +74,11 @@ def training_time(run: dict) -> str:
     return text + (f" + {run['large_margin_s']:.0f}" if run["large_margin_s"] is not None else "")
 
 
+def signed(x: float) -> str:
+    """A difference of EERs in points, signed, with a typographic minus"""
+    return f"{100 * x:+.2f}".replace("-", "\u2212")
+
+
 def seed_interval(mine: list, theirs: list) -> str:
     """Welch's 95 % interval of the difference of the seed means of the clean test EER (seeds only)"""
     from scipy import stats
@@ -81,7 +89,7 @@ def seed_interval(mine: list, theirs: list) -> str:
     dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = stats.t.ppf(0.975, dof) * np.sqrt(va + vb)
     difference = a.mean() - b.mean()
-    return f"[{100 * (difference - half):+.2f}, {100 * (difference + half):+.2f}]"
+    return f"[{signed(difference - half)}, {signed(difference + half)}]"
 
 
 def main(argv=None):
@@ -97,7 +105,7 @@ def main(argv=None):
     print("| step | adds to | seeds 0, 1, 2: test EER (%) | test EER (%) | gap to the step before [95 % CI over trials] | same gap, 95 % CI over seeds "
           "| `duration:1` (%), gap | `babble:15` (%), gap | PLDA (%) | training (s), per seed |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for step, before in STEPS:
+    for index, (step, before) in enumerate(STEPS):
         mine = results[step]
         cells = []
         for condition in CONDITIONS:
@@ -114,11 +122,11 @@ def main(argv=None):
                     y_true, [r["scores"][condition] for r in mine], [r["scores"][condition] for r in theirs]
                 )
                 star = " *" if low > 0 or high < 0 else ""
-                gap = f"{difference * 100:+.2f} [{low * 100:+.2f}, {high * 100:+.2f}]{star}"
+                gap = f"{signed(difference)} [{signed(low)}, {signed(high)}]{star}"
             cells.append(gap if condition is None else f"{cell} ({gap})" if gap else cell)
         seeds_gap = seed_interval(mine, results[before]) if before else ""
         print(
-            f"| {step.split('/')[-1]} | {(before or '').split('/')[-1]} | {', '.join(pct(r['eer'][None]) for r in mine)} "
+            f"| {step.split('/')[-1]}{', the whole chain' if index == WHOLE_CHAIN else ''} | {(before or '').split('/')[-1]} | {', '.join(pct(r['eer'][None]) for r in mine)} "
             f"| {spread([r['eer'][None] for r in mine])} | {cells[0]} | {seeds_gap} | {cells[1]} | {cells[2]} "
             f"| {spread([r['plda'] for r in mine])} | {', '.join(map(training_time, mine))} |"
         )
