@@ -50,7 +50,7 @@ from .lock import OutputLock
 from .run_config import changed_keys, config_hash, effective_config
 from .training import train
 
-__all__ = ["compare", "expand_experiments", "seed_experiments", "BASELINE"]
+__all__ = ["compare", "cached_results", "expand_experiments", "seed_experiments", "BASELINE"]
 
 #: the training-free reference row every comparison has
 BASELINE = "baseline (no training)"
@@ -176,6 +176,40 @@ def _results_path(experiment: Experiment, protocol: str, subset: str) -> Path:
     return experiment.results / f"{protocol}.{subset}.comparison.npz"
 
 
+def cached_results(experiment: Experiment, protocol: str, subset: str = "test", key: Optional[str] = None) -> Optional[dict]:
+    """The evaluation of `experiment` that `compare` cached, as :func:`evaluate` returned it
+
+    Parameters
+    ----------
+    experiment : Experiment
+        One run (see :func:`seed_experiments`).
+    protocol : str
+        Protocol it was evaluated on.
+    subset : str, optional
+        Defaults to "test".
+    key : str, optional
+        When given, the cache counts only if it was written under this key
+        (test conditions and checkpoint time).
+
+    Returns
+    -------
+    results : dict or None
+        None when nothing is cached (or under another `key`).
+    """
+    cache = _results_path(experiment, protocol, subset)
+    if not cache.is_file():
+        return None
+    saved = np.load(cache, allow_pickle=False)
+    if key is not None and str(saved["key"]) != key:
+        return None
+    # (evaluations cached before results carried their schema have the same fields)
+    results = {"schema": EVALUATE_SCHEMA, **json.loads(str(saved["results"]))}
+    results["y_true"] = saved["y_true"]
+    results["scores"] = {k[len("scores/"):]: saved[k] for k in saved.files if k.startswith("scores/")}
+    results["condition_scores"] = {k[len("condition/"):]: saved[k] for k in saved.files if k.startswith("condition/")}
+    return results
+
+
 def _run(experiment: Experiment, protocol, database, subset, train_missing, progress, conditions, noise_dir,
          rir_dir) -> dict:
     """Train `experiment` if needed, evaluate it (or reuse its saved evaluation), return its results"""
@@ -186,18 +220,11 @@ def _run(experiment: Experiment, protocol, database, subset, train_missing, prog
         # an interrupted training continues from its last.ckpt (exact from an epoch boundary)
         train(experiment, protocol=protocol, database=database, overwrite=action != "resume",
               resume=action == "resume", progress_bar=progress)
-    cache = _results_path(experiment, protocol, subset)
     names = [c.name for c in conditions if not c.is_clean]
     key = json.dumps({"conditions": names, "checkpoint_mtime": _mtime(experiment)})
-    if cache.is_file():
-        saved = np.load(cache, allow_pickle=False)
-        if str(saved["key"]) == key:
-            # (evaluations cached before results carried their schema have the same fields)
-            results = {"schema": EVALUATE_SCHEMA, **json.loads(str(saved["results"]))}
-            results["y_true"] = saved["y_true"]
-            results["scores"] = {k[len("scores/"):]: saved[k] for k in saved.files if k.startswith("scores/")}
-            results["condition_scores"] = {k[len("condition/"):]: saved[k] for k in saved.files if k.startswith("condition/")}
-            return results
+    results = cached_results(experiment, protocol, subset, key=key)
+    if results is not None:
+        return results
     results = evaluate(
         experiment, protocol=protocol, subset=subset, database=database, progress=progress,
         conditions=conditions, noise_dir=noise_dir, rir_dir=rir_dir,
@@ -213,7 +240,7 @@ def _run(experiment: Experiment, protocol, database, subset, train_missing, prog
         **{f"scores/{k}": v for k, v in results["scores"].items()},
         **{f"condition/{k}": v for k, v in results["condition_scores"].items()},
     }
-    with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+    with atomic_path(_results_path(experiment, protocol, subset)) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
     return results
 

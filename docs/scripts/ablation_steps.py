@@ -20,7 +20,6 @@ last row compares aam with row 1 (the whole chain).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -41,23 +40,24 @@ STEPS = [
     ("aam", "ablation/1-constant-lr"),
 ]
 WHOLE_CHAIN = len(STEPS) - 1  # the last row: aam against row 1
-CACHE = "results/SpeechOcean762.SpeakerVerification.Default.test.comparison.npz"
 CONDITIONS = [None, "duration:1", "babble:15"]
 
 
 def runs(step: str, seeds: int) -> list:
-    """Cached test evaluations of `step`'s seed runs"""
-    directory = Path("experiments") / step
-    paths = [directory / CACHE] + [directory / "seeds" / str(k) / CACHE for k in range(1, seeds)]
+    """Cached test evaluations of `step`'s seed runs (:func:`pyannote_embloss.comparison.cached_results`)"""
+    from pyannote_embloss.comparison import cached_results, seed_experiments
+    from pyannote_embloss.experiment import Experiment
+
+    experiment = Experiment.load(Path("experiments") / step)
     loaded = []
-    for path in paths:
-        if not path.is_file():
-            sys.exit(f"{path} is missing: run the `compare ... --seeds {seeds}` of this script's docstring first.")
-        saved = np.load(path, allow_pickle=False)
-        results = json.loads(str(saved["results"]))
+    for run in seed_experiments(experiment, seeds):
+        results = cached_results(run, experiment.protocol_name())
+        if results is None:
+            sys.exit(f"{run.directory} has no cached test evaluation: run the `compare ... --seeds {seeds}` of "
+                     "this script's docstring first.")
         loaded.append({
-            "y_true": saved["y_true"],
-            "scores": {None: saved["scores/cosine"], **{c: saved[f"condition/{c}"] for c in CONDITIONS[1:]}},
+            "y_true": results["y_true"],
+            "scores": {None: results["scores"]["cosine"], **{c: results["condition_scores"][c] for c in CONDITIONS[1:]}},
             "eer": {None: results["eer"], **{c: results["conditions"][c]["eer"] for c in CONDITIONS[1:]}},
             "plda": results["normalized"]["plda"]["eer"],
             "training_time_s": results["training"]["training_time_s"],
@@ -107,6 +107,10 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|---|---|")
     for index, (step, before) in enumerate(STEPS):
         mine = results[step]
+        theirs = results[before] if before else []
+        y_true = mine[0]["y_true"]
+        if any(not np.array_equal(r["y_true"], y_true) for r in mine + theirs):
+            sys.exit(f"{step} and {before} were not evaluated on the same trials.")
         cells = []
         for condition in CONDITIONS:
             eers = [r["eer"][condition] for r in mine]
@@ -114,17 +118,13 @@ def main(argv=None):
             if before is None:
                 gap = ""
             else:
-                theirs = results[before]
-                y_true = mine[0]["y_true"]
-                if any(not np.array_equal(r["y_true"], y_true) for r in mine + theirs):
-                    sys.exit(f"{step} and {before} were not evaluated on the same trials.")
                 difference, (low, high) = paired_bootstrap_eer_difference(
                     y_true, [r["scores"][condition] for r in mine], [r["scores"][condition] for r in theirs]
                 )
                 star = " *" if low > 0 or high < 0 else ""
                 gap = f"{signed(difference)} [{signed(low)}, {signed(high)}]{star}"
             cells.append(gap if condition is None else f"{cell} ({gap})" if gap else cell)
-        seeds_gap = seed_interval(mine, results[before]) if before else ""
+        seeds_gap = seed_interval(mine, theirs) if before else ""
         print(
             f"| {step.split('/')[-1]}{', the whole chain' if index == WHOLE_CHAIN else ''} | {(before or '').split('/')[-1]} | {', '.join(pct(r['eer'][None]) for r in mine)} "
             f"| {spread([r['eer'][None] for r in mine])} | {cells[0]} | {seeds_gap} | {cells[1]} | {cells[2]} "
