@@ -22,11 +22,13 @@ setup(
     packages=find_packages(include=["pyannote_embloss", "pyannote_embloss.*"]),
     package_data={"pyannote_embloss": ["recipes/*.yml"]},
     install_requires=[
-        # compatible ranges, so that the plugin installs beside an existing pyannote.audio stack;
-        # .ci/constraints.txt pins the exact set that CI tests
-        "torch>=2.9,<2.10",
-        "torchaudio>=2.9,<2.10",
-        "torchcodec>=0.8,<0.9",
+        # every release the code is tested on, so that the plugin installs beside the pyannote.audio
+        # stack a user already has: .ci/constraints.txt pins the oldest set CI tests, and
+        # .ci/constraints-newest.txt the newest (pyannote_embloss/compat.py: which torchcodec
+        # goes with which torch)
+        "torch>=2.9,<2.15",
+        "torchaudio>=2.9,<2.12",
+        "torchcodec>=0.8,<0.18",
         "pyannote.audio>=4.0.7,<4.1",
         "pytorch-metric-learning>=2.8",
         "lightning>=2.4",

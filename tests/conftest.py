@@ -19,6 +19,14 @@ from pyannote_embloss.protocols.speechocean762 import find_corpus, prepare  # no
 TRAINING_FIXTURES = {"trained_experiment", "checkpoint", "pretrained", "segmentation"}
 
 
+def pytest_report_header(config):
+    """The stack the tests run on (CI tests two: .ci/test)"""
+    from importlib.metadata import version
+
+    packages = ("torch", "torchaudio", "torchcodec", "pyannote.audio", "lightning", "numpy")
+    return "stack: " + ", ".join(f"{p} {version(p)}" for p in packages)
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark every test that needs a trained model as slow (`pytest -m "not slow"` skips them)"""
     for item in items:

@@ -11,6 +11,12 @@ pyannote.audio ``Model`` base class):
   ``PretrainedSpeakerEmbedding``, ``SpeakerDiarization``) get a finite
   embedding for any non-empty input too. Empty audio is a
   :class:`~pyannote_embloss.errors.DataError`;
+* **mixed precision**: under ``torch.autocast`` (``trainer: {precision:
+  bf16-mixed}``), the front-ends compute their features and statistics
+  pooling its moments in float32 (:func:`full_precision`): a log of a mel
+  energy or a variance over hundreds of frames loses most of its digits in
+  bfloat16's 8-bit mantissa; the convolutions between them run in half
+  precision;
 * **inference checkpoints**: loaded without a task, a model drops the
   training loss' parameters that its checkpoint holds (``loss_func.*``:
   classifier weights, centers), so that pyannote.audio's strict loading
@@ -19,14 +25,15 @@ pyannote.audio ``Model`` base class):
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple
 
 import torch
 
 from ..checkpoint import drop_loss_parameters
 from ..errors import DataError
 
-__all__ = ["EmbeddingModel", "MIN_POOLED_FRAMES", "smallest_input"]
+__all__ = ["EmbeddingModel", "MIN_POOLED_FRAMES", "full_precision", "smallest_input"]
 
 #: frames that statistics pooling needs for a finite (unbiased) standard deviation
 MIN_POOLED_FRAMES = 2
@@ -53,6 +60,17 @@ def smallest_input(num_frames, frames: int = MIN_POOLED_FRAMES, upper: int = 1 <
         else:
             lower = middle
     return upper
+
+
+@contextmanager
+def full_precision(tensor: torch.Tensor) -> Iterator[None]:
+    """Turn autocast off on `tensor`'s device within the block (float32 where precision matters)
+
+    Cast the block's inputs with ``.float()``: autocast has already made some of
+    them half precision.
+    """
+    with torch.autocast(device_type=tensor.device.type, enabled=False):
+        yield
 
 
 class EmbeddingModel:

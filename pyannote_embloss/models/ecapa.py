@@ -16,7 +16,7 @@ from pyannote.audio.core.model import Model
 from pyannote.audio.core.task import Task
 
 from ..errors import ConfigError
-from .base import MIN_POOLED_FRAMES, EmbeddingModel
+from .base import MIN_POOLED_FRAMES, EmbeddingModel, full_precision
 from .frontends import LogMelFilterbank
 
 __all__ = ["ECAPATDNN", "AttentiveStatisticsPooling", "SERes2NetBlock"]
@@ -112,10 +112,15 @@ class AttentiveStatisticsPooling(nn.Module):
         )
 
     def _statistics(self, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and std of (batch, channel, frame) `x` under (batch, 1 or channel, frame) weights summing to 1"""
-        mean = (x * weights).sum(dim=-1)
-        variance = (x**2 * weights).sum(dim=-1) - mean**2
-        return mean, variance.clamp(min=self.EPSILON).sqrt()
+        """Mean and std of (batch, channel, frame) `x` under (batch, 1 or channel, frame) weights summing to 1
+
+        In float32 under autocast: E[x²] - E[x]² cancels most of bfloat16's digits.
+        """
+        with full_precision(x):
+            x, weights = x.float(), weights.float()
+            mean = (x * weights).sum(dim=-1)
+            variance = (x**2 * weights).sum(dim=-1) - mean**2
+            return mean, variance.clamp(min=self.EPSILON).sqrt()
 
     def forward(self, x: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(batch, channel, frame) features -> (batch, 2 x channel) statistics

@@ -20,6 +20,8 @@ import torchaudio
 
 from pyannote.audio.utils.receptive_field import conv1d_num_frames
 
+from .base import full_precision
+
 __all__ = ["LogMelFilterbank", "ExportableKaldiFbank"]
 
 
@@ -108,7 +110,7 @@ class LogMelFilterbank(nn.Module):
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """(batch, channel, sample) waveforms -> (batch, n_mels, frame) features"""
-        with torch.autocast(device_type=waveforms.device.type, enabled=False):
+        with full_precision(waveforms):
             if torch.onnx.is_in_onnx_export():
                 spectrogram = self._exportable_mel_spectrogram(waveforms[:, :1].float())
             else:

@@ -22,7 +22,7 @@ from pyannote.audio.utils.receptive_field import (
 )
 
 from ..errors import ConfigError
-from .base import MIN_POOLED_FRAMES, EmbeddingModel
+from .base import MIN_POOLED_FRAMES, EmbeddingModel, full_precision
 from .frontends import LogMelFilterbank
 
 #: front-ends SincTDNN can use
@@ -231,10 +231,13 @@ class SincTDNN(EmbeddingModel, Model):
         embeddings : (batch, dimension) torch.Tensor
         """
         waveforms, weights = self.repeat_short_input(waveforms, weights)
-        outputs = self.sincnet(waveforms)
+        with full_precision(waveforms):
+            outputs = self.sincnet(waveforms.float())
         for layer in self.tdnns:
             outputs = layer(outputs)
-        outputs = self.embedding(self.stats_pool(outputs, weights=weights))
+        with full_precision(outputs):
+            outputs = self.stats_pool(outputs.float(), weights=weights)
+        outputs = self.embedding(outputs)
         if self.embedding_norm is not None:
             outputs = self.embedding_norm(outputs)
         return outputs

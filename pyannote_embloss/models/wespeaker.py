@@ -25,7 +25,7 @@ from pyannote.audio.core.task import Task
 from pyannote.audio.models.embedding.wespeaker import WeSpeakerResNet34 as PyannoteWeSpeakerResNet34
 
 from ..errors import ConfigError
-from .base import EmbeddingModel, smallest_input
+from .base import EmbeddingModel, full_precision, smallest_input
 from .frontends import KALDI_WINDOWS, ExportableKaldiFbank
 
 __all__ = ["WeSpeakerResNet34", "PyannoteWeSpeakerResNet34"]
@@ -110,7 +110,8 @@ class WeSpeakerResNet34(EmbeddingModel, PyannoteWeSpeakerResNet34):
 
     def compute_fbank(self, waveforms: torch.Tensor) -> torch.Tensor:
         if not torch.onnx.is_in_onnx_export():
-            return super().compute_fbank(waveforms)
+            with full_precision(waveforms):  # the mel projection would run in half precision under autocast
+                return super().compute_fbank(waveforms.float())
         defaults = {"dither": 0.0, "use_energy": False, "snip_edges": True, "fbank_centering_span": None}
         unsupported = {name: self.hparams[name] for name, value in defaults.items() if self.hparams[name] != value}
         if self.exportable_fbank is None:

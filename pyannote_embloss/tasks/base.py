@@ -38,6 +38,7 @@ from ..embedding import iter_embeddings, load_utterance
 from ..errors import ConfigError, DataError
 from ..evaluation.trials import MAX_TURN_TRIALS, MIN_TURN_DURATION, Trials
 from ..losses import get_loss_class
+from ..models.base import full_precision
 from .prepared_data import prepare_protocol_data
 from .protocol_lists import SubsetLists, training_check_view
 from .validation import TrialEqualErrorRate
@@ -431,7 +432,9 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
                     "(`pyannote-audio-emb prepare ... --check-audio --exclude-bad`), or raise task.params.max_bad_files."
                 )
         X, y = batch["X"], batch["y"]
-        loss = self.model.loss_func(self.model(X), y)
+        embeddings = self.model(X)
+        with full_precision(embeddings):  # under mixed precision, the loss' cosines and exponentials in float32
+            loss = self.model.loss_func(embeddings.float(), y)
         if not torch.isfinite(loss):
             from ..errors import TrainingDivergedError
 
