@@ -11,6 +11,10 @@ import os
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
 from .version import __version__  # noqa: E402
+from .io import prune_missing_requirements  # noqa: E402
+
+# before pyannote.database is imported: it loads ./database.yml then, and dies on a requirement that is gone
+prune_missing_requirements("database.yml")
 
 __all__ = ["__version__", "load"]
 

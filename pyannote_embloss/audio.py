@@ -198,7 +198,7 @@ def read_durations(
         raise AudioDecodingError(
             f"Could not read the duration of {len(errors)} audio file(s), e.g.:\n"
             + "\n".join(f" - {error}" for _, error in errors[:5])
-            + "\nFix or remove them (pyannote-audio-emb prepare --check-audio lists every bad file)."
+            + "\nFix or remove them, or leave them out with `pyannote-audio-emb prepare ... --check-audio --exclude-bad`."
         )
     return [known[key] for key in keys]
 
@@ -210,20 +210,40 @@ def _duration_or_error(path: str) -> Tuple[Optional[float], Optional[str]]:
         return None, str(error)
 
 
-def _decode_or_error(path: str) -> Optional[str]:
-    from pyannote.audio.core.io import Audio
+#: how much shorter than its header a file may decode (MP3 and AAC headers are approximate)
+HEADER_TOLERANCE = 0.1  # seconds, or this share of the header's duration when larger
+HEADER_TOLERANCE_SHARE = 0.02
+
+
+def _decode_or_error(path: str) -> Tuple[Optional[float], Optional[str]]:
+    """(seconds that decode, None), or (None, why the file is bad): unreadable, empty, or shorter than its header"""
+    from torchcodec.decoders import AudioDecoder
 
     try:
-        load_audio(Audio(sample_rate=16000, mono="downmix"), path)
+        header = audio_duration(path)
+        samples = AudioDecoder(path).get_all_samples()
     except AudioDecodingError as error:
-        return str(error)
-    return None
+        return None, str(error)
+    except Exception as error:  # torchcodec raises RuntimeError/ValueError on a damaged body
+        return None, f"Could not decode audio file '{path}' ({type(error).__name__}: {error})."
+    decoded = samples.data.shape[-1] / samples.sample_rate
+    if decoded <= 0:
+        return None, f"Audio file '{path}' is empty (0 samples)."
+    if decoded < header - max(HEADER_TOLERANCE, HEADER_TOLERANCE_SHARE * header):
+        return None, (
+            f"'{path}' decodes {decoded:.2f} s of the {header:.2f} s its header gives: it is truncated or damaged."
+        )
+    return decoded, None
 
 
 def check_audio(
     paths: Sequence[PathLike], num_workers: Optional[int] = None, progress: bool = True
-) -> Dict[str, str]:
-    """Decode every file once (in parallel): the files that fail, with why
+) -> Tuple[Dict[str, str], Dict[str, float]]:
+    """Decode every file once (in parallel): the files that fail, with why, and what the others last
+
+    A file fails when its header cannot be read, its body does not decode, it
+    is empty, or it decodes shorter than its header says (a truncated or
+    damaged body: more than 0.1 s or 2 % shorter).
 
     Parameters
     ----------
@@ -237,15 +257,20 @@ def check_audio(
     -------
     failures : dict
         {path: error message} of the files that could not be decoded (empty when all are fine).
+    durations : dict
+        {path: seconds decoded} of the others.
     """
     keys = sorted({str(path) for path in paths})
     failures: Dict[str, str] = {}
+    durations: Dict[str, float] = {}
     with ThreadPoolExecutor(max_workers=num_workers or os.cpu_count() or 1) as pool:
         results = pool.map(_decode_or_error, keys, chunksize=16)
-        for path, error in zip(keys, tqdm(results, total=len(keys), desc="Checking audio", unit="file", disable=not progress)):
+        for path, (duration, error) in zip(keys, tqdm(results, total=len(keys), desc="Checking audio", unit="file", disable=not progress)):
             if error is not None:
                 failures[path] = error
-    return failures
+            else:
+                durations[path] = duration
+    return failures, durations
 
 
 def audio_directory_files(directory: PathLike) -> List[Tuple[str, str]]:

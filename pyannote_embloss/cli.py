@@ -74,6 +74,11 @@ CheckpointArg = typer.Argument(
 )
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line each ("Warning: ..."), as errors are: what to do, not where in the code"""
+    typer.secho(f"Warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+
 def _user_errors(function):
     """Report the errors a user can fix (bad config, data, audio, ...) as one clear line, exit code 2
 
@@ -82,8 +87,11 @@ def _user_errors(function):
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
+        import warnings
+
         from .errors import EmblossError, TrainingInterrupted
 
+        shown, warnings.showwarning = warnings.showwarning, _show_warning
         try:
             return function(*args, **kwargs)
         except TrainingInterrupted as e:
@@ -92,6 +100,8 @@ def _user_errors(function):
         except EmblossError as e:
             typer.secho(f"Error: {e}", fg=typer.colors.RED, err=True)
             raise typer.Exit(code=2)
+        finally:
+            warnings.showwarning = shown
 
     return wrapper
 
@@ -134,10 +144,13 @@ def prepare(
         False, "--exclude-bad", help="With --check-audio: leave the files that fail out (listed in bad_files.txt)."
     ),
     workers: Optional[int] = typer.Option(None, help="Parallel readers of audio headers (and decoders with --check-audio)."),
+    force: bool = typer.Option(
+        False, "--force", help="Your own data: write NAME even when it hides a known corpus or another database.yml's protocols."
+    ),
     progress: bool = ProgressOpt,
 ):
     """Turn a corpus, or your own speakers, into pyannote.database speaker verification protocols."""
-    from .protocols import load_registry, prepare_corpus, register
+    from .protocols import load_registry, prepare_corpus, register, unregistered_hint
 
     database_yml = prepare_corpus(
         corpus,
@@ -154,11 +167,14 @@ def prepare(
         num_workers=workers,
         progress=progress,
         register_in_cwd=False,
+        force=force,
     )
     registered = register(database_yml)
     typer.echo(f"Protocol(s) {', '.join(sorted(load_registry([database_yml])))} written; declared by {database_yml}")
     if registered is not None:
         typer.echo(f"Registered in {registered}: train, evaluate and pyannote.database find them from this directory.")
+    elif (hint := unregistered_hint(database_yml)) is not None:
+        typer.echo(hint)
 
 
 @app.command()
@@ -463,6 +479,7 @@ def apply(
 ):
     """Embed every file of a protocol subset or of a directory; save .npy files and an index (resumable)."""
     from .apply import apply as apply_model
+    from .errors import MissingFileError
     from .apply import protocol_files
     from .audio import audio_directory_files
     from .embedding import Window
@@ -471,6 +488,11 @@ def apply(
 
     experiment = Experiment.load(experiment_dir)
     window = Window(window, duration=duration, step=step)
+    if not Path(source).is_dir() and (source.count(".") != 2 or "/" in source or Path(source).exists()):
+        raise MissingFileError(
+            f"'{source}' is neither a directory of audio files nor a protocol name (Database.Task.Protocol): "
+            + ("it is a file; give the directory holding it." if Path(source).exists() else "no such directory.")
+        )
     files = audio_directory_files(source) if Path(source).is_dir() else protocol_files(source, subset=subset, database=database)
     checkpoint = experiment.checkpoint(checkpoint)
     summary = apply_model(

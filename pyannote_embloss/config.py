@@ -233,7 +233,22 @@ class ArchitectureConfig:
         if not any_keyword:
             listing = f"{section.name} takes {', '.join(valid) or 'no parameter'}"
             _check_keys(section.params, valid, path, f"architecture.params of {section.name}", listing)
+        for key, value in section.params.items():
+            if key in POSITIVE_SIZES:
+                values = value if isinstance(value, (list, tuple)) else [value]
+                if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+                    raise ConfigError(
+                        f"{path}: architecture.params.{key} {value!r}: give a positive whole number"
+                        f"{' (or a list of them)' if key == 'channels' else ''}."
+                    )
         return section
+
+
+#: architecture parameters that are sizes (positive whole numbers, or lists of them): checked when config.yml is read
+POSITIVE_SIZES = frozenset(
+    ["dimension", "channels", "n_mels", "num_mel_bins", "stride", "sample_rate", "aggregation_channels",
+     "attention_channels", "num_channels", "embed_dim", "feat_dim", "m_channels"]
+)
 
 
 @dataclass(frozen=True)

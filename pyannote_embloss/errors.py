@@ -92,5 +92,9 @@ def did_you_mean(name, valid: Iterable) -> str:
 
         f"unknown key {key!r}{did_you_mean(key, valid)}"
     """
-    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    valid = [str(v) for v in valid]
+    by_lower = {v.lower(): v for v in valid}  # a name off by its case only ("Adamw") means that one ("AdamW")
+    if str(name).lower() in by_lower:
+        return f" (did you mean '{by_lower[str(name).lower()]}'?)"
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -54,6 +54,8 @@ class Experiment:
 
     directory: Path
     config: ExperimentConfig
+    #: made by :meth:`create` in this process: :meth:`discard_if_unused` may remove it
+    created: bool = field(default=False, compare=False)
 
     def __post_init__(self):
         self.directory = Path(self.directory)
@@ -82,7 +84,27 @@ class Experiment:
         text = re.sub(r"^protocol: .*$", f"protocol: {protocol}", DEFAULT_RECIPE.read_text(), count=1, flags=re.M)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_text(directory / CONFIG, text)
-        return cls.load(directory)
+        experiment = cls.load(directory)
+        experiment.created = True
+        return experiment
+
+    def discard_if_unused(self) -> bool:
+        """Remove what :meth:`create` wrote (config.yml, and the directory when it is empty then), if nothing else is there
+
+        A command refused before it wrote anything leaves nothing behind.
+        """
+        if not self.created or not self.directory.is_dir():
+            return False
+        leftovers = {p.name for p in self.directory.iterdir()} - {CONFIG, ".pyannote-embloss.lock"}
+        if leftovers:
+            return False
+        for name in (CONFIG, ".pyannote-embloss.lock"):
+            (self.directory / name).unlink(missing_ok=True)
+        try:
+            self.directory.rmdir()
+        except OSError:
+            pass
+        return True
 
     @classmethod
     def load_or_create(cls, directory, protocol: Optional[str] = None) -> "Experiment":

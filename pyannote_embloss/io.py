@@ -67,3 +67,98 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def check_writable_dir(path: PathLike, what: str) -> Path:
+    """Refuse, before any work, an output directory that is a file or cannot be written
+
+    Parameters
+    ----------
+    path : str or Path
+        The directory (it may not exist yet: its nearest existing parent is
+        checked, by writing and removing a file there).
+    what : str
+        How the user named it, e.g. "--output".
+
+    Raises
+    ------
+    ConfigError
+        Naming the path, and what to do.
+    """
+    from .errors import ConfigError
+
+    path = Path(path).expanduser().absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{what} '{path}': '{existing}' is a file, not a directory. Give a directory (it is created when missing)."
+        )
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".embloss-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ConfigError(
+            f"{what} '{path}' cannot be written ({error.strerror or error} in '{existing}'). Give a directory you "
+            "can write to."
+        ) from None
+    return path
+
+
+def prune_missing_requirements(database_yml: PathLike) -> list:
+    """Remove the ``Requirements:`` entries of `database_yml` whose file is gone; the entries removed
+
+    ``prepare`` registers what it writes in ./database.yml as a requirement;
+    pyannote.database loads that file when it is imported and fails on a
+    requirement that no longer exists (a deleted ``data/NAME``), before any
+    command could say why. Importing the plugin prunes such entries (a
+    warning names them; nothing else in the file changes), so that no command
+    dies on them and ``prepare`` can write the protocol again.
+    """
+    import warnings
+
+    import yaml
+
+    path = Path(database_yml)
+    try:
+        text = path.read_text()
+        config = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    requirements = config.get("Requirements") if isinstance(config, dict) else None
+    requirements = [requirements] if isinstance(requirements, str) else requirements
+    if not isinstance(requirements, list):
+        return []
+    missing = [
+        r for r in requirements
+        if isinstance(r, str) and not (Path(r).expanduser() if Path(r).expanduser().is_absolute() else path.parent / r).is_file()
+    ]
+    if not missing:
+        return []
+    lines = text.splitlines(keepends=True)
+    kept = [line for line in lines if line.strip().lstrip("- ").strip("'\"") not in missing or not line.lstrip().startswith("-")]
+    remaining = [r for r in requirements if r not in missing]
+    if not remaining:  # an empty "Requirements:" key would be null, and an empty file kills pyannote.database
+        kept = ["Requirements: []\n" if line.rstrip() == "Requirements:" else line for line in kept]
+    new = "".join(kept)
+    try:
+        check = yaml.safe_load(new) or {}
+    except yaml.YAMLError:
+        check = None
+    if not isinstance(check, dict) or (check.get("Requirements") or []) != remaining:
+        if not isinstance(config, dict):
+            return []
+        config = dict(config)
+        config["Requirements"] = remaining
+        new = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    try:
+        atomic_write_text(path, new)
+    except OSError:
+        return []
+    warnings.warn(
+        f"'{path}' required {', '.join(repr(r) for r in missing)}, which no longer exist(s): removed from it "
+        "(run `pyannote-audio-emb prepare` again to write that protocol)."
+    )
+    return missing

@@ -44,7 +44,9 @@ from .config import (
     SchedulerConfig,
     TaskConfig,
 )
-from .errors import ConfigError, OutputExistsError, TrainingDivergedError, TrainingInterrupted, did_you_mean
+from .errors import (
+    ConfigError, EmblossError, OutputExistsError, TrainingDivergedError, TrainingInterrupted, did_you_mean,
+)
 from .experiment import CONFIG, Experiment
 from .io import atomic_path, atomic_write_text
 from .large_margin import LargeMarginPaths, StartFromWeights, stage_task_params, start_checkpoint
@@ -419,8 +421,12 @@ def train(experiment: Experiment, options: Optional[TrainingOptions] = None, **k
             f"{experiment.directory}: architecture '{experiment.config.architecture.name}' needs no training: "
             f"evaluate it directly (`pyannote-audio-emb evaluate {experiment.directory}`)."
         )
-    with OutputLock(experiment.directory, "train"):
-        return _train(experiment, options)
+    try:
+        with OutputLock(experiment.directory, "train"):
+            return _train(experiment, options)
+    except EmblossError:  # refused before anything was written (unknown protocol, bad option): nothing left behind
+        experiment.discard_if_unused()
+        raise
 
 
 def _check_training_data(experiment: Experiment, task, section: str = "task.params") -> None:

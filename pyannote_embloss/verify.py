@@ -18,6 +18,7 @@ calibration applies; each file once. The command line is
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -120,6 +121,12 @@ class Verifier:
         """
         if not isinstance(experiment, Experiment):
             experiment = Experiment.load(experiment)
+        if experiment.trainable and checkpoint is None and not experiment.best_checkpoint.is_file():
+            raise MissingFileError(
+                f"Experiment {experiment.directory} is not trained ({experiment.best_checkpoint} does not exist): "
+                f"train it (`pyannote-audio-emb train {experiment.directory}`), then calibrate it "
+                f"(`pyannote-audio-emb evaluate {experiment.directory}`)."
+            )
         saved = SavedEvaluation.load(experiment, protocol)
         decision = saved.decision(scoring, far=far, prior=prior)
         normalization = saved.scoring(scoring)
@@ -165,6 +172,7 @@ class Verifier:
             When a file does not exist, naming it.
         """
         files = _existing(audio1, audio2)
+        _warn_short(files)
         scores, llr, decisions = self.score_files(files, np.array([0]), np.array([1]))
         return Verdict(float(scores[0]), float(llr[0]), bool(decisions[0]))
 
@@ -214,6 +222,27 @@ def _existing(*audio: PathLike) -> list:
         if not path.is_file():
             raise MissingFileError(f"Audio file '{path}' does not exist.")
     return paths
+
+
+#: below this, an embedding is unreliable: warned about (docs/results.md, "Short segments": 30 % EER at 0.5 s)
+SHORT_AUDIO = 0.5
+
+
+def _warn_short(paths: Sequence[PathLike]) -> None:
+    """Warn about audio files shorter than :data:`SHORT_AUDIO` seconds (naming them and their duration)"""
+    from .audio import audio_duration
+    from .errors import AudioDecodingError
+
+    for path in paths:
+        try:
+            duration = audio_duration(path)
+        except AudioDecodingError:
+            continue  # decoding it says what is wrong
+        if duration < SHORT_AUDIO:
+            warnings.warn(
+                f"'{path}' lasts {duration:.2f} s: below {SHORT_AUDIO:g} s a speaker embedding is unreliable "
+                "(its score and decision mean little)."
+            )
 
 
 def verify(

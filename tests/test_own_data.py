@@ -18,8 +18,8 @@ from torchcodec.encoders import AudioEncoder
 from typer.testing import CliRunner
 
 from pyannote_embloss.cli import app
-from pyannote_embloss.errors import DataError, MissingFileError
-from pyannote_embloss.protocols import database_ymls, get_protocol, prepare_corpus, register
+from pyannote_embloss.errors import ConfigError, DataError, MissingFileError
+from pyannote_embloss.protocols import database_ymls, get_protocol, load_registry, prepare_corpus, register
 from pyannote_embloss.protocols.own_data import parse_split, split_speakers
 
 runner = CliRunner()
@@ -346,8 +346,16 @@ def test_register_appends_to_a_users_database_yml(tmp_path, tree, monkeypatch):
     text = (tmp_path / "database.yml").read_text()
     assert text.startswith("# my protocols\nProtocols: {}\n") and "Requirements:\n  - data/Mini/database.yml" in text
     assert register(yml) is None  # already there
-    assert register(prepare_corpus("folders", root=tree, name="Mini", output_dir=tmp_path.parent / "outside",
-                                   register_in_cwd=False)) is None  # not under the current directory
+    # outside the current directory: required by its absolute path (issue 34)
+    outside = prepare_corpus("folders", root=tree, name="Outside", output_dir=tmp_path.parent / "outside",
+                             register_in_cwd=False)
+    assert register(outside) == tmp_path / "database.yml"
+    assert f"  - {outside}\n" in (tmp_path / "database.yml").read_text()
+    assert "Outside.SpeakerVerification.Default" in load_registry(database_ymls())
+    # the same name again, elsewhere, would hide it: refused unless forced
+    with pytest.raises(ConfigError, match="already declared by .*Force|already declared by"):
+        prepare_corpus("folders", root=tree, name="Mini", output_dir=tmp_path / "elsewhere", register_in_cwd=False)
+    assert not (tmp_path / "elsewhere").exists()
 
 
 # -- training on your own data, from the command line ------------------------------------------------------

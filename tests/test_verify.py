@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import pyannote_embloss
@@ -369,3 +370,22 @@ def test_exported_plda_runs_pyannote_vbx_through_diarize_and_oracle_der(evaluate
     np.savez(other / "xvec_transform.npz", mean1=arrays["mean1"][:64], mean2=arrays["mean2"], lda=arrays["lda"][:64])
     result = run_cli("diarize", checkpoint, sample_file()["audio"], "--segmentation", segmentation, "--plda", other)
     assert result.returncode == 2 and "64-dimensional embeddings, not the 128-dimensional" in result.stderr
+
+
+def test_verify_warns_about_a_very_short_file_and_still_decides(calibrated_baseline, small_yml, tmp_path):
+    """Issue 34: a 0.05 s file was scored without a word"""
+    from torchcodec.encoders import AudioEncoder
+
+    experiment, _ = calibrated_baseline
+    protocol = get_protocol(SMALL, database_yml=small_yml)
+    a = str(next(iter(protocol.test()))["audio"])
+    short = tmp_path / "short.wav"
+    AudioEncoder(0.1 * torch.randn(1, 800), sample_rate=16000).to_file(str(short))  # 0.05 s
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = invoke("verify", experiment.directory, a, short)
+    assert result.exit_code == 0, result.output
+    assert f"Warning: '{short}' lasts 0.05 s: below 0.5 s a speaker embedding is unreliable" in result.output
+    assert not [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # verify writes nothing
+    quiet = invoke("verify", experiment.directory, a, a)
+    assert quiet.exit_code == 0 and "Warning" not in quiet.output

@@ -62,8 +62,16 @@ def test_inconsistent_protocols_are_refused(utterances, corpus_root, tmp_path):
     writer.add_trials("all", make_trials(utterances, seed=0))
     with pytest.raises(DataError, match="would train on 2 speaker"):
         writer.add_protocol("SpeakerVerification", "Leak", train="train", test=("all", "all"))
-    # ... unless it is the point of the protocol (fine-tuning on known speakers)
-    writer.add_protocol("SpeakerVerification", "Known", disjoint_speakers=False, train="train", test=("all", "all"))
+    # ... unless it is the point of the protocol (fine-tuning on known speakers): with their other files
+    with pytest.raises(DataError, match="same audio in its train and test subsets"):
+        writer.add_protocol("SpeakerVerification", "Known", disjoint_speakers=False, train="train", test=("all", "all"))
+    known = [u for u in utterances if u.uri.endswith(tuple(p.uri.split("/")[1] for p in utterances[::3]))]
+    writer.add_subset("known-train", [u for u in utterances if u not in known])
+    writer.add_subset("known-test", known)
+    writer.add_trials("known-test", [(0, known[0].uri, known[1].uri)])
+    writer.add_protocol(
+        "SpeakerVerification", "Known", disjoint_speakers=False, train="known-train", test=("known-test", "known-test")
+    )
     assert writer.protocols == ["Mini.SpeakerVerification.Known"]
     with pytest.raises(DataError, match="listed twice"):
         writer.add_subset("twice", [utterances[0], utterances[0]])

@@ -34,7 +34,7 @@ from pyannote.database.protocol.protocol import Preprocessors, Protocol
 from pyannote.database.registry import Registry
 
 from ..errors import ConfigError, CorpusNotFoundError, DataError, DownloadError, MissingFileError
-from ..io import PathLike, atomic_write_text
+from ..io import PathLike, atomic_write_text, check_writable_dir
 from . import folders, kaldi, manifest, speechocean762, voxceleb
 from .speechocean762 import download, find_corpus, prepare
 
@@ -287,7 +287,37 @@ def get_protocol(
     return registry.get_protocol(name, preprocessors=all_preprocessors)
 
 
-def prepare_corpus(corpus: str, trials=None, register_in_cwd: bool = True, **options) -> Path:
+def check_shadowing(name: str, output_dir: Optional[PathLike] = None) -> None:
+    """Refuse a database name that would hide a known corpus, or protocols another database.yml declares
+
+    Raises
+    ------
+    ConfigError
+        Naming the corpus or the file that declares the name (``--force``
+        writes it all the same).
+    """
+    known = {module.DATABASE for module in CORPORA.values() if module.DATABASE}
+    if name in known:
+        raise ConfigError(
+            f"--name {name} is the name of a corpus this plugin knows: your protocol would hide "
+            f"{name}'s own. Choose another name, or pass --force."
+        )
+    try:
+        registry = load_registry(database_ymls())
+    except (MissingFileError, DataError):
+        return
+    from .own_data import default_output_dir
+
+    target = (Path(output_dir).expanduser().absolute() if output_dir is not None else default_output_dir(name))
+    for yml, config in registry.configs.items():
+        if name in (config.get("Protocols") or {}) and Path(yml).resolve() != (target / "database.yml").resolve():
+            raise ConfigError(
+                f"--name {name}: protocols {name}.* are already declared by '{yml}', which yours would hide. "
+                "Choose another name, or pass --force."
+            )
+
+
+def prepare_corpus(corpus: str, trials=None, register_in_cwd: bool = True, force: bool = False, **options) -> Path:
     """``pyannote-audio-emb prepare CORPUS``: write a corpus' protocols, and register them
 
     Parameters
@@ -323,6 +353,10 @@ def prepare_corpus(corpus: str, trials=None, register_in_cwd: bool = True, **opt
         if options.get(option) is not None and option not in parameters:
             raise ConfigError(f"--{option.replace('_', '-')} is an option of `prepare folders|kaldi|csv`, not of `prepare {corpus}`.")
     options = {k: v for k, v in options.items() if k in parameters and v is not None}
+    if "name" in parameters and options.get("name") and not force:
+        check_shadowing(options["name"], options.get("output_dir"))
+    if register_in_cwd or "name" in parameters:
+        check_writable_dir(Path.cwd(), "The working directory (where ./database.yml registers the protocol)")
     yml = module.prepare(**options)
     if register_in_cwd:
         register(yml)
@@ -345,6 +379,15 @@ def _list_files(registry: Registry, name: str) -> set:
     return paths
 
 
+def _found_from_here(declared: Registry) -> bool:
+    """Whether every protocol of `declared` is found from the current directory, with the same files"""
+    try:
+        current = load_registry(database_ymls())
+    except (MissingFileError, DataError):
+        return False
+    return all(name in current and _list_files(current, name) == _list_files(declared, name) for name in declared)
+
+
 def register(database_yml: PathLike) -> Optional[Path]:
     """Make the protocols of a written database.yml found from the current directory
 
@@ -352,10 +395,12 @@ def register(database_yml: PathLike) -> Optional[Path]:
     when missing), which pyannote.database, pyannote.audio and this plugin
     load from this directory, unless
 
-    - every protocol it declares is already found there, with the same files
-      (e.g. the repository's own database.yml declares SpeechOcean762), or
-    - `database_yml` is not under the current directory (then use
-      ``--database`` or PYANNOTE_DATABASE_CONFIG).
+    every protocol it declares is already found there, with the same files
+    (e.g. the repository's own database.yml declares SpeechOcean762). A file
+    under the current directory is required by its relative path, any other
+    by its absolute path, except a known corpus' (its copy elsewhere would
+    override the corpus for everything run from here: :func:`unregistered_hint`
+    says how to use it).
 
     Returns
     -------
@@ -364,18 +409,15 @@ def register(database_yml: PathLike) -> Optional[Path]:
     """
     database_yml = Path(database_yml).absolute()
     cwd_yml = Path.cwd() / "database.yml"
-    if cwd_yml.absolute() == database_yml or not database_yml.is_relative_to(Path.cwd()):
+    if cwd_yml.absolute() == database_yml:
         return None
     declared = load_registry([database_yml])
-    try:
-        current = load_registry(database_ymls())
-    except (MissingFileError, DataError):
-        current = None
-    if current is not None and all(
-        name in current and _list_files(current, name) == _list_files(declared, name) for name in declared
-    ):
+    known = {module.DATABASE for module in CORPORA.values() if module.DATABASE}
+    if not database_yml.is_relative_to(Path.cwd()) and {name.split(".")[0] for name in declared} & known:
         return None
-    relative = os.path.relpath(database_yml, Path.cwd())
+    if _found_from_here(declared):
+        return None
+    relative = os.path.relpath(database_yml, Path.cwd()) if database_yml.is_relative_to(Path.cwd()) else str(database_yml)
     if not cwd_yml.is_file():
         text = (
             "# pyannote.database configuration (see pyannote.database's README): protocols declared by the files\n"
@@ -390,6 +432,7 @@ def register(database_yml: PathLike) -> Optional[Path]:
         if any((cwd_yml.parent / r).resolve() == database_yml.resolve() for r in requirements):
             return None
         lines = text.splitlines(keepends=True)
+        lines = ["Requirements:\n" if line.rstrip() == "Requirements: []" else line for line in lines]  # pruned empty
         block = [n for n, line in enumerate(lines) if line.rstrip() == "Requirements:"]
         if "Requirements" not in config:
             text = text + ("" if text.endswith("\n") or not text else "\n") + f"Requirements:\n  - {relative}\n"
@@ -401,6 +444,17 @@ def register(database_yml: PathLike) -> Optional[Path]:
             text = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
     atomic_write_text(cwd_yml, text)
     return cwd_yml
+
+
+def unregistered_hint(database_yml: PathLike) -> Optional[str]:
+    """How to use the protocols of `database_yml` when they are not found from the current directory (else None)"""
+    if _found_from_here(load_registry([Path(database_yml)])):
+        return None
+    path = Path(database_yml).absolute()
+    return (
+        f"Not registered in ./database.yml (a known corpus outside this directory). To use it from here, add\n"
+        f"Requirements:\n  - {path}\nto ./database.yml, or pass --database {path} (or set PYANNOTE_DATABASE_CONFIG)."
+    )
 
 
 def prepare_if_missing(name: str, database_yml: Optional[PathLike] = None) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import difflib
 import json
+import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -78,6 +79,11 @@ def _rows(path: Path) -> Iterator[Tuple[Dict[str, str], str]]:
         return
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with open(path, encoding="utf-8", newline="") as f:
+        first = f.readline()
+        f.seek(0)
+        if delimiter == "," and "\t" in first and "," not in first:
+            warnings.warn(f"{path}: its header is tab-separated, not comma-separated: read as TSV.")
+            delimiter = "\t"
         reader = csv.reader(f, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
@@ -120,6 +126,11 @@ def read_manifest(root: PathLike) -> Tuple[List[Record], None]:
         subset (naming the line).
     """
     path = Path(root).expanduser().absolute()
+    if path.is_dir():
+        raise MissingFileError(
+            f"'{path}' (--root) is a directory: `prepare csv` takes the manifest file itself (CSV, TSV or JSON lines); "
+            "for a folder per speaker, use `prepare folders --root DIR`."
+        )
     if not path.is_file():
         raise MissingFileError(f"Manifest '{path}' (--root) does not exist.")
     folder = path.parent

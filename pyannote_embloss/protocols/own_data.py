@@ -39,20 +39,26 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..audio import read_durations
 from ..errors import ConfigError, DataError, MissingFileError
-from ..io import PathLike
+from ..io import PathLike, check_writable_dir
 from .writer import (
     SEGMENT_TOLERANCE,
     SUBSETS,
     ProtocolWriter,
     Trial,
+    file_identity,
     Utterance,
     group_by_speaker,
     make_trials,
-    screen_audio,
+    screen_files,
     seconds,
+    write_bad_list,
 )
 
-__all__ = ["Record", "write_protocol", "preparer", "parse_split", "split_speakers", "default_output_dir", "check_name"]
+__all__ = [
+    "Record", "write_protocol", "preparer", "parse_split", "split_speakers", "default_output_dir", "check_name",
+    "check_max_trials",
+    "check_options",
+]
 
 TASK, PROTOCOL_NAME = "SpeakerVerification", "Default"
 DEFAULT_SPLIT = (80, 10, 10)
@@ -213,9 +219,13 @@ def _check_files(records: Sequence[Record]) -> None:
 
 
 def _utterances(
-    records: Sequence[Record], num_workers: Optional[int], progress: bool
+    records: Sequence[Record], num_workers: Optional[int], progress: bool, decoded: Optional[Dict[str, float]] = None
 ) -> List[Tuple[Record, Utterance]]:
-    """Records as utterances, with uris and durations; duplicates and segments past the end refused"""
+    """Records as utterances, with uris and durations; duplicates and segments past the end refused
+
+    `decoded` gives the durations that decode (``--check-audio``): they override
+    the input's and the headers'.
+    """
     uris = _uris(records)
     first: Dict[str, Record] = {}
     for record, uri in zip(records, uris):
@@ -225,12 +235,14 @@ def _utterances(
                 "same utterance, e.g. a.wav and a.flac side by side). Remove or rename one of them."
             )
         first[uri] = record
-    # durations: read from the headers when the input does not give them
-    to_read = sorted({str(r.path) for r in records if r.duration is None})
+    # durations: what decodes, else the input's, else read from the headers
+    decoded = decoded or {}
+    to_read = sorted({str(r.path) for r in records if r.duration is None and str(r.path) not in decoded})
     durations = dict(zip(to_read, read_durations(to_read, num_workers=num_workers, progress=progress))) if to_read else {}
     pairs = []
     for record, uri in zip(records, uris):
-        duration = record.duration if record.duration is not None else durations[str(record.path)]
+        duration = decoded.get(str(record.path), record.duration)
+        duration = duration if duration is not None else durations[str(record.path)]
         start, end = record.start, record.end
         if record.is_segment:
             start = start or 0.0
@@ -286,25 +298,25 @@ def write_protocol(
     -------
     database_yml : Path
     """
-    name = check_name(name)
-    shares = parse_split(split)
+    name, shares, max_trials, output_dir = check_options(name, split, max_trials, output_dir)
     if not records:
         raise DataError(f"No utterance to prepare for {name}.")
-    output_dir = Path(output_dir).expanduser().absolute() if output_dir is not None else default_output_dir(name)
     if exclude_bad and not check_audio:
         raise ConfigError("--exclude-bad needs --check-audio (which finds the bad files).")
     _check_files(records)
-    pairs = _utterances(records, num_workers, progress)
-    if check_audio:
-        kept = {u.path for u in screen_audio([u for _, u in pairs], output_dir, exclude_bad, num_workers, progress)}
-        pairs = [(r, u) for r, u in pairs if u.path in kept]
+    decoded, failures = None, {}
+    if check_audio:  # before any header is read: a file whose header is unreadable is a bad file too
+        files = sorted({str(r.path) for r in records})
+        decoded, failures = screen_files(files, output_dir, exclude_bad, num_workers, progress)
+        records = [r for r in records if str(r.path) in decoded]
+    pairs = _utterances(records, num_workers, progress, decoded)
 
     subset_of, test_trials = _subsets(pairs, shares, seed, trials)
     subsets: Dict[str, List[Utterance]] = {s: [] for s in SUBSETS}
     for record, utterance in pairs:
         subsets[subset_of(record)].append(utterance)
 
-    writer = ProtocolWriter(output_dir, name, header=header)
+    writer = ProtocolWriter(output_dir, name, header=header, identify=file_identity)
     declared = {}
     for subset in SUBSETS:
         utterances = subsets[subset]
@@ -322,7 +334,42 @@ def write_protocol(
         writer.add_trials(subset, subset_trials)
         declared[subset] = (subset, subset)
     writer.add_protocol(TASK, PROTOCOL_NAME, **declared)
-    return writer.write()
+    yml = writer.write()
+    if check_audio:
+        write_bad_list(output_dir, failures)
+    # a subset of an earlier run that this one has not (e.g. development, then --split 90/0/10)
+    for subset in SUBSETS:
+        if subset not in declared:
+            for suffix in (".lst", ".rttm", ".uem", ".trial"):
+                (output_dir / f"{subset}{suffix}").unlink(missing_ok=True)
+    return yml
+
+
+def check_options(name, split, max_trials, output_dir) -> Tuple[str, Tuple[float, float, float], Optional[int], Path]:
+    """The options of :func:`write_protocol`, checked before any file is read: name, split, max_trials, output_dir
+
+    Raises
+    ------
+    ConfigError
+        Naming the option at fault.
+    """
+    name = check_name(name)
+    shares = parse_split(split)
+    max_trials = check_max_trials(max_trials)
+    default = default_output_dir(name)
+    output_dir = Path(output_dir).expanduser().absolute() if output_dir is not None else default
+    check_writable_dir(output_dir, "--output" if output_dir != default else "Output directory")
+    return name, shares, max_trials, output_dir
+
+
+def check_max_trials(max_trials: Optional[int]) -> Optional[int]:
+    """`max_trials`, checked: None (every target trial) or at least 2 (a target and a non-target trial)"""
+    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 2):
+        raise ConfigError(
+            f"--max-trials {max_trials!r}: give at least 2 (half target, half non-target trials; default "
+            f"{DEFAULT_MAX_TRIALS})."
+        )
+    return max_trials
 
 
 def _subsets(pairs, shares, seed, trials):
@@ -405,7 +452,7 @@ def preparer(read: Callable, command: str, root_help: str) -> Callable:
         """
         if root is None:
             raise MissingFileError(f"`{command}` needs --root {root_help}.")
-        name = check_name(name)
+        check_options(name, split, max_trials, output_dir)  # before reading a file
         records, trials = read(root)
         return write_protocol(
             records,

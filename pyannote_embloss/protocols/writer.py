@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
@@ -44,6 +44,8 @@ __all__ = [
     "write_if_changed",
     "with_durations",
     "screen_audio",
+    "screen_files",
+    "write_bad_list",
     "group_by_speaker",
 ]
 
@@ -173,6 +175,78 @@ def _check_turn(utterance: Utterance) -> None:
         )
 
 
+#: labels pandas reads as missing values (``read_csv``'s default NA values), quoted or not
+NA_LABELS = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+     "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+)
+
+
+def rttm_label(speaker: str) -> str:
+    """`speaker` as an RTTM field that pyannote.database reads back as it is
+
+    pyannote.database splits RTTM lines on white space (``pandas.read_csv`` with a
+    white-space separator), which honours double quotes: a label with white space or
+    a quote is written quoted (quotes doubled), any other as it is.
+
+    Raises
+    ------
+    DataError
+        For a label pandas reads as missing ("NA", "None", "nan", ...) or one
+        that holds a line break.
+    """
+    if speaker in NA_LABELS:
+        raise DataError(
+            f"Speaker label {speaker!r} is read as a missing value by pyannote.database (pandas): rename that "
+            "speaker (its folder, or its label in the list)."
+        )
+    if "\n" in speaker or "\r" in speaker:
+        raise DataError(f"Speaker label {speaker!r} holds a line break: rename that speaker.")
+    if '"' in speaker or any(character.isspace() for character in speaker):
+        return '"' + speaker.replace('"', '""') + '"'
+    return speaker
+
+
+def file_identity(path: PathLike) -> Tuple:
+    """What identifies an audio file whatever the path it is reached by (symbolic links, hard links)"""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return ("path", os.path.abspath(path))
+    return ("inode", status.st_dev, status.st_ino)
+
+
+def _check_disjoint_files(
+    subsets: Mapping[str, Sequence[Utterance]], protocol: str, identify: Callable[[PathLike], Tuple] = file_identity
+) -> None:
+    """Refuse a protocol whose subsets share audio: one file (or overlapping segments of it) in two subsets, or twice in one
+
+    Files are identified by `identify`: by default :func:`file_identity` (a
+    file reached through a symbolic link, or hard-linked in two folders, is the
+    same file).
+    """
+    turns: Dict[Tuple, List[Tuple[str, Utterance]]] = {}
+    for subset, utterances in subsets.items():
+        for utterance in utterances:
+            turns.setdefault(identify(utterance.path), []).append((subset, utterance))
+    for shared in turns.values():
+        if len(shared) < 2:
+            continue
+        for i, (subset1, u1) in enumerate(shared):
+            for subset2, u2 in shared[i + 1 :]:
+                (start1, end1), (start2, end2) = u1.turn(), u2.turn()
+                if subset1 == subset2 and u1.uri == u2.uri:
+                    continue  # the same subset key in two protocol subsets
+                if (start1, end1) == (start2, end2) or (subset1 != subset2 and start1 < end2 and start2 < end1):
+                    where = f"its {subset1} subset twice" if subset1 == subset2 else f"its {subset1} and {subset2} subsets"
+                    raise DataError(
+                        f"Protocol {protocol} would have the same audio in {where}: '{u1.path}' (uri '{u1.uri}') "
+                        f"and '{u2.path}' (uri '{u2.uri}') are one file (a symbolic or hard link, or the same path"
+                        f"{'' if (start1, end1) == (0.0, u1.duration) else ', overlapping segments'}). Remove the "
+                        "duplicate from your data."
+                    )
+
+
 def _check_uri(uri: str) -> None:
     if not uri or any(character.isspace() for character in uri):
         raise DataError(
@@ -201,6 +275,11 @@ class ProtocolWriter:
     relative_to : str or Path, optional
         Write the paths of the lists in database.yml relative to this
         directory (as it will be written in the yml). Defaults to absolute paths.
+    identify : callable, optional
+        identify(path) -> key of an audio file: no protocol has one file in
+        two of its subsets, or twice in one. Defaults to its absolute path;
+        :func:`file_identity` sees through symbolic and hard links (the
+        importers of your own data use it).
     """
 
     def __init__(
@@ -210,6 +289,7 @@ class ProtocolWriter:
         audio: Union[str, Sequence[str], None] = None,
         header: str = "",
         relative_to: Optional[PathLike] = None,
+        identify: Optional[Callable[[PathLike], Tuple]] = None,
     ):
         self.output_dir = Path(output_dir).expanduser().absolute()
         if "{" in str(self.output_dir) or "}" in str(self.output_dir):
@@ -223,6 +303,7 @@ class ProtocolWriter:
         self.audio = audio if isinstance(audio, str) else list(audio)
         self.header = header
         self.relative_to = relative_to
+        self.identify = identify or (lambda path: ("path", os.path.abspath(path)))
         self._files: Dict[str, str] = {}
         self._subsets: Dict[str, List[Utterance]] = {}
         self._trials: Dict[str, List[Trial]] = {}
@@ -259,7 +340,7 @@ class ProtocolWriter:
         self._subsets[key] = utterances
         self._files[f"{key}.lst"] = "".join(f"{u.uri}\n" for u in utterances)
         self._files[f"{key}.rttm"] = "".join(
-            f"SPEAKER {u.uri} 1 {seconds(start)} {seconds(end - start)} <NA> <NA> {u.speaker} <NA> <NA>\n"
+            f"SPEAKER {u.uri} 1 {seconds(start)} {seconds(end - start)} <NA> <NA> {rttm_label(u.speaker)} <NA> <NA>\n"
             for u, (start, end) in zip(utterances, turns)
         )
         self._files[f"{key}.uem"] = "".join(
@@ -346,6 +427,11 @@ class ProtocolWriter:
                     f"trials (e.g. {', '.join(sorted(shared)[:3])}): its results would be meaningless. "
                     "Train on speakers that no trial uses."
                 )
+        _check_disjoint_files(
+            {subset: self._subsets[value if isinstance(value, str) else value[0]] for subset, value in subsets.items()},
+            f"{self.database}.{task}.{name}",
+            self.identify,
+        )
         self._protocols.setdefault(task, {})[name] = entries
 
     def _path(self, filename: str) -> str:
@@ -438,18 +524,18 @@ def with_durations(
     return [replace(u, duration=duration) for u, duration in zip(utterances, durations)]
 
 
-def screen_audio(
-    utterances: Sequence[Utterance],
+def screen_files(
+    paths: Sequence[PathLike],
     output_dir: PathLike,
     exclude_bad: bool = False,
     num_workers: Optional[int] = None,
     progress: bool = True,
-) -> List[Utterance]:
+) -> Tuple[Dict[str, float], Dict[str, str]]:
     """Decode every file once (``prepare --check-audio``): refuse, or leave out, those that fail
 
     Parameters
     ----------
-    utterances : sequence of Utterance
+    paths : sequence of str or Path
     output_dir : str or Path
         Where `bad_files.txt` is written with `exclude_bad`.
     exclude_bad : bool, optional
@@ -458,8 +544,13 @@ def screen_audio(
 
     Returns
     -------
-    utterances : list of Utterance
-        Those that decode.
+    durations : dict
+        {path: seconds that decode} of the files that decode (see
+        :func:`pyannote_embloss.audio.check_audio`: unreadable headers, damaged
+        bodies and bodies shorter than their header fail).
+    failures : dict
+        {path: why} of the others (empty without `exclude_bad`): write them
+        with :func:`write_bad_list` once the protocol is written.
 
     Raises
     ------
@@ -470,21 +561,59 @@ def screen_audio(
     from ..audio import check_audio
     from ..errors import AudioDecodingError
 
-    failures = check_audio([u.path for u in utterances], num_workers=num_workers, progress=progress)
-    bad_list = Path(output_dir) / "bad_files.txt"
+    failures, durations = check_audio(paths, num_workers=num_workers, progress=progress)
+    bad_list = Path(output_dir) / "bad_files.txt"  # where --exclude-bad lists them
     if failures and not exclude_bad:
         listed = "\n".join(f" - {error}" for _, error in sorted(failures.items())[:20])
         more = f"\n   ... and {len(failures) - 20} more" if len(failures) > 20 else ""
         raise AudioDecodingError(
-            f"{len(failures)} of {len(utterances)} audio files fail to decode; no protocol was written:\n"
-            f"{listed}{more}\nFix or remove them, or pass --exclude-bad to leave them out (they are then "
+            f"{len(failures)} of {len(failures) + len(durations)} audio files fail to decode; no protocol was "
+            f"written:\n{listed}{more}\nFix or remove them, or pass --exclude-bad to leave them out (they are then "
             f"listed in {bad_list})."
         )
+    return durations, failures
+
+
+def write_bad_list(output_dir: PathLike, failures: Mapping[str, str]) -> None:
+    """`output_dir`/bad_files.txt: the files ``--exclude-bad`` left out, and why (removed when there is none)"""
+    bad_list = Path(output_dir) / "bad_files.txt"
     if failures:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_text(bad_list, "".join(f"{path}\t{error}\n" for path, error in sorted(failures.items())))
     else:
         bad_list.unlink(missing_ok=True)
-    return [u for u in utterances if str(u.path) not in failures]
+
+
+def screen_audio(
+    utterances: Sequence[Utterance],
+    output_dir: PathLike,
+    exclude_bad: bool = False,
+    num_workers: Optional[int] = None,
+    progress: bool = True,
+) -> List[Utterance]:
+    """The utterances whose file decodes (:func:`screen_files`), with the duration that decodes
+
+    A segment that ends after what its file decodes fails with its file.
+    """
+    durations, failures = screen_files([u.path for u in utterances], output_dir, exclude_bad, num_workers, progress)
+    write_bad_list(output_dir, failures)
+    kept = []
+    for utterance in utterances:
+        duration = durations.get(str(utterance.path))
+        if duration is None:
+            continue
+        if utterance.is_segment and utterance.end > duration + SEGMENT_TOLERANCE:
+            if not exclude_bad:
+                from ..errors import AudioDecodingError
+
+                raise AudioDecodingError(
+                    f"Segment [{utterance.start:g}, {utterance.end:g}] of '{utterance.path}' ends after the "
+                    f"{duration:.2f} s that decode: no protocol was written. Fix the file or its times, or pass "
+                    "--exclude-bad to leave it out."
+                )
+            continue
+        kept.append(replace(utterance, duration=duration))
+    return kept
 
 
 def group_by_speaker(utterances: Sequence[Utterance]) -> Mapping[str, List[Utterance]]:
