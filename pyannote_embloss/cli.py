@@ -307,10 +307,20 @@ def evaluate(
     cohort_size: Optional[int] = typer.Option(None, help="AS-norm cohort: number of training speakers (default: all)."),
     cohort_files: int = typer.Option(4, help="AS-norm cohort: training files embedded per speaker."),
     top_n: int = typer.Option(100, help="AS-norm: highest cohort scores kept per side."),
+    training_files: Optional[int] = typer.Option(
+        None, help="PLDA and cohort: at most this many training utterances embedded per speaker (default: all)."
+    ),
+    training_speakers: Optional[int] = typer.Option(
+        None, help="PLDA and cohort: at most this many training speakers, drawn at random with a fixed seed (default: all)."
+    ),
     condition: Optional[List[str]] = ConditionOpt,
     noise_dir: Optional[Path] = NoiseDirOpt,
     rir_dir: Optional[Path] = RirDirOpt,
     trust_checkpoint: bool = TrustOpt,
+    cache: bool = typer.Option(
+        True, "--cache/--no-cache", help="Read and store embeddings in EXP/embeddings (safe to delete): a second "
+        "evaluate embeds only what is missing."
+    ),
     progress: bool = ProgressOpt,
 ):
     """Embed each trial file whole, score (cosine, normalised, PLDA), report EER and minDCF; calibrate on development trials."""
@@ -328,13 +338,23 @@ def evaluate(
         cohort_files_per_speaker=cohort_files,
         cohort_size=cohort_size,
         top_n=top_n,
+        training_files_per_speaker=training_files,
+        training_speakers=training_speakers,
         conditions=_conditions(condition),
         noise_dir=noise_dir,
         rir_dir=rir_dir,
         trust_checkpoint=trust_checkpoint,
+        cache=cache,
     )
     results = evaluate_experiment(Experiment.load(experiment_dir), options)
     typer.echo(_format_results(results))
+    if "cache" in results:
+        c = results["cache"]
+        typer.echo(
+            f"embeddings: {c['hits']} read from the cache, {c['misses']} computed"
+            + (f" ({c['damaged']} damaged entries replaced)" if c["damaged"] else "")
+            + f"; {c['directory']} holds {c['bytes'] / 1e6:.1f} MB (bound {c['max_bytes'] / 1e9:.1f} GB)"
+        )
 
 
 FarOpt = typer.Option(

@@ -229,6 +229,7 @@ def _run(experiment: Experiment, protocol, database, subset, train_missing, prog
         experiment, protocol=protocol, subset=subset, database=database, progress=progress,
         conditions=conditions, noise_dir=noise_dir, rir_dir=rir_dir,
     )
+    results.pop("cache", None)  # what this run read from the embedding cache: not a result
     if experiment.trainable:
         results["training"] = experiment.read_training_summary()
     from .io import atomic_path

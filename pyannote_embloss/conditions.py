@@ -219,6 +219,18 @@ class TestConditions:
             speech.append(load_audio(audio, path, Segment(start, start + length), num_samples=num_samples))
         return babble(speech)
 
+    def identity(self, condition: Condition, key: str) -> str:
+        """What decides :meth:`corrupt`'s output for `condition` and `key`, besides the waveform (a cache key)"""
+        import hashlib
+
+        sources = [
+            [str(p) for p in getattr(self.noise, "paths", [])] if self.noise is not None else None,
+            None if self.rirs is None else str(self.rirs.directory or "simulated"),
+            self.babble_files if condition.noise == "babble" else None,
+        ]
+        digest = hashlib.blake2b(repr(sources).encode(), digest_size=12).hexdigest()
+        return f"{condition.name}|seed={SEED}|rate={self.sample_rate}|sources={digest}|{key}"
+
     def corrupt(self, waveform: torch.Tensor, condition: Condition, key: str) -> torch.Tensor:
         """`waveform` (channel, sample) in `condition`; the same `key` (uri) always gives the same audio
 

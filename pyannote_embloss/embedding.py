@@ -465,6 +465,8 @@ def embed_files(
     desc: str = "Embedding",
     transform: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None,
     segments: Optional[Sequence] = None,
+    cache=None,
+    conditions: Optional[Sequence[str]] = None,
 ) -> np.ndarray:
     """Embeddings of audio files, whole or segments of them
 
@@ -483,6 +485,13 @@ def embed_files(
         Segment of each file to embed (None or NaN: the whole file), as in
         :meth:`pyannote_embloss.evaluation.trials.Trials.segments`. Defaults
         to whole files.
+    cache : EmbeddingCache, optional
+        Embeddings of `model` already computed (:mod:`pyannote_embloss.cache`):
+        those found are read, the others computed and stored.
+    conditions : sequence of str, optional
+        With `transform`: what identifies the transform of each file (its
+        test condition, seed and name), for the cache. Without it, a
+        transformed file is never cached.
 
     Returns
     -------
@@ -496,16 +505,36 @@ def embed_files(
     model.eval()
     paths = list(paths)
     embeddings = np.zeros((len(paths), model.dimension), dtype=np.float32)
-    def waveforms():
-        for i, path in enumerate(tqdm(paths, desc=desc, unit="file", disable=not progress)):
-            segment = None if segments is None else segments[i]
-            if segment is not None and np.isnan(segment[0]):
-                segment = None
-            if transform is None:
-                yield i, open_audio(model, str(path), segment)
+
+    def segment_of(i):
+        segment = None if segments is None else segments[i]
+        return None if segment is None or np.isnan(segment[0]) else segment
+
+    keys: list = [None] * len(paths)
+    todo = list(range(len(paths)))
+    if cache is not None and (transform is None or conditions is not None):
+        todo = []
+        for i, path in enumerate(paths):
+            try:
+                keys[i] = cache.key(path, segment_of(i), None if transform is None else conditions[i])
+            except OSError:  # a missing file: decoding it says so
+                todo.append(i)
+                continue
+            found = cache.get(keys[i])
+            if found is not None and found.shape == (model.dimension,):
+                embeddings[i] = found
             else:
-                yield i, transform(load_utterance(model, str(path), segment), i)
+                todo.append(i)
+
+    def waveforms():
+        for i in tqdm(todo, desc=desc, unit="file", disable=not progress):
+            if transform is None:
+                yield i, open_audio(model, str(paths[i]), segment_of(i))
+            else:
+                yield i, transform(load_utterance(model, str(paths[i]), segment_of(i)), i)
 
     for i, embedding in iter_embeddings(model, waveforms(), window="whole"):
         embeddings[i] = embedding
+        if keys[i] is not None:
+            cache.put(keys[i], embedding)
     return embeddings

@@ -26,6 +26,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from pyannote.audio.core.model import Model
 
+from .cache import CACHE_DIR, EmbeddingCache
 from .embedding import embed_files
 from .errors import MissingFileError
 from .evaluation.decisions import Decision
@@ -72,12 +73,15 @@ class Verifier:
         Calibration and operating point of the scoring.
     normalization : PLDAScoring, optional
         What :meth:`Trials.score` scores with. Defaults to cosine.
+    cache : EmbeddingCache, optional
+        Embeddings already computed (the experiment's, :mod:`pyannote_embloss.cache`).
     """
 
-    def __init__(self, model: Model, decision: Decision, normalization=None):
+    def __init__(self, model: Model, decision: Decision, normalization=None, cache=None):
         self.model = model
         self.decision = decision
         self.normalization = normalization
+        self.cache = cache
 
     @classmethod
     def from_experiment(
@@ -131,10 +135,12 @@ class Verifier:
         decision = saved.decision(scoring, far=far, prior=prior)
         normalization = saved.scoring(scoring)
         if model is None:
-            model = load_model(experiment, saved.checkpoint(), trust=trust)
+            checkpoint = saved.checkpoint()
+            model = load_model(experiment, checkpoint, trust=trust)
         else:
             saved.check_checkpoint(None if checkpoint is None else Path(checkpoint))
-        return cls(model, decision, normalization)
+        cache = EmbeddingCache.for_model(experiment.directory / CACHE_DIR, model, checkpoint)
+        return cls(model, decision, normalization, cache=cache)
 
     def score_files(
         self,
@@ -157,7 +163,7 @@ class Verifier:
             When a file cannot be decoded, naming it.
         """
         paths = [str(f) for f in files]
-        embeddings = embed_files(self.model, paths, progress=progress, desc="Embedding trial files")
+        embeddings = embed_files(self.model, paths, progress=progress, desc="Embedding trial files", cache=self.cache)
         trials = Trials(paths, paths, index1, index2, np.zeros(len(index1), dtype=bool))
         scores = trials.score(embeddings, self.normalization)
         llr, decisions = self.decision(scores)

@@ -17,6 +17,7 @@ trials for a FAR of 1 % and 0.1 %. The calibration is saved in the results
 
 from __future__ import annotations
 
+import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from pyannote.audio.core.model import Model
 
 from ..augmentation import NoiseSource
 from ..conditions import Condition, TestConditions, check_disjoint
+from ..cache import CACHE_DIR, EmbeddingCache
 from ..embedding import embed_files
 from ..config import POSITIVE_INTEGER
 from ..errors import ConfigError, DataError
@@ -59,7 +61,9 @@ COHORT_FILES_PER_SPEAKER = 4
 TOP_N = 100
 
 
-def training_files(protocol, files_per_speaker: Optional[int] = None) -> tuple[list, list, list]:
+def training_files(
+    protocol, files_per_speaker: Optional[int] = None, max_speakers: Optional[int] = None
+) -> tuple[list, list, list]:
     """(audio paths, speakers, segments) of single-speaker training utterances, sorted by uri
 
     A file with a single speaker is used whole (segment None); a file with
@@ -71,6 +75,8 @@ def training_files(protocol, files_per_speaker: Optional[int] = None) -> tuple[l
     protocol : pyannote.database protocol
     files_per_speaker : int, optional
         Keep the first utterances (by uri, then time) of each speaker only. Defaults to all.
+    max_speakers : int, optional
+        Keep that many speakers at most, drawn at random (seeded, the same every time). Defaults to all.
     """
     per_speaker: Dict[str, list] = {}
     for file in protocol.train():
@@ -84,6 +90,9 @@ def training_files(protocol, files_per_speaker: Optional[int] = None) -> tuple[l
             per_speaker.setdefault(scoped(label), []).append(
                 (uri, segment.start, str(file["audio"]), (segment.start, segment.end))
             )
+    if max_speakers is not None and len(per_speaker) > max_speakers:
+        kept = set(random.Random(f"{SAMPLE_SEED}:speakers").sample(sorted(per_speaker), max_speakers))
+        per_speaker = {speaker: files for speaker, files in per_speaker.items() if speaker in kept}
     paths, speakers, segments = [], [], []
     for speaker, files in sorted(per_speaker.items()):
         for _, _, path, segment in sorted(files, key=lambda f: f[:2])[:files_per_speaker]:
@@ -142,10 +151,20 @@ class TrainingEmbeddings:
     speakers: list
 
     @classmethod
-    def of(cls, model: Model, protocol, progress: bool = True) -> "TrainingEmbeddings":
-        """Embed the training utterances of `protocol` (:func:`training_files`, all of them)"""
-        paths, speakers, segments = training_files(protocol, files_per_speaker=None)
-        embeddings = embed_files(model, paths, progress=progress, desc="Embedding training files", segments=segments)
+    def of(
+        cls,
+        model: Model,
+        protocol,
+        progress: bool = True,
+        cache=None,
+        files_per_speaker: Optional[int] = None,
+        max_speakers: Optional[int] = None,
+    ) -> "TrainingEmbeddings":
+        """Embed the training utterances of `protocol` (:func:`training_files`; `cache` as in `embed_files`)"""
+        paths, speakers, segments = training_files(protocol, files_per_speaker, max_speakers)
+        embeddings = embed_files(
+            model, paths, progress=progress, desc="Embedding training files", segments=segments, cache=cache
+        )
         return cls(embeddings=embeddings, speakers=list(speakers))
 
     def first(self, files_per_speaker: Optional[int]) -> np.ndarray:
@@ -201,6 +220,7 @@ def evaluate_model(
     embeddings: Optional[np.ndarray] = None,
     plda: Optional[PLDA] = None,
     development: Optional[Trials] = None,
+    cache=None,
 ) -> dict:
     """Embed trial files whole, score trials, compute EER and minDCF, and calibrate on development trials
 
@@ -219,6 +239,8 @@ def evaluate_model(
     development : Trials, optional
         Other trials (the development ones) to calibrate each scoring on
         (see :func:`calibrate`).
+    cache : EmbeddingCache, optional
+        Embeddings already computed (:mod:`pyannote_embloss.cache`).
 
     Returns
     -------
@@ -234,7 +256,7 @@ def evaluate_model(
         labels (numpy arrays, not written to JSON).
     """
     if embeddings is None:
-        embeddings = embed_files(model, trials.paths, progress=progress, segments=trials.segments)
+        embeddings = embed_files(model, trials.paths, progress=progress, segments=trials.segments, cache=cache)
     named = scorings(cohort, plda, top_n=top_n)
     results: dict = {"normalized": {}, "scores": {}}
     for name, normalization in named.items():
@@ -247,7 +269,7 @@ def evaluate_model(
         else:
             results["normalized"][name] = metrics
     if development is not None:
-        calibrate(model, development, named, results, trials.reference, progress=progress)
+        calibrate(model, development, named, results, trials.reference, progress=progress, cache=cache)
     if cohort is not None:
         results["cohort"] = {"speakers": len(cohort), "top_n": min(top_n, len(cohort))}
     results["num_files"] = trials.num_files
@@ -256,7 +278,9 @@ def evaluate_model(
     return results
 
 
-def calibrate(model: Model, development: Trials, named: dict, results: dict, y_true: np.ndarray, progress: bool = True):
+def calibrate(
+    model: Model, development: Trials, named: dict, results: dict, y_true: np.ndarray, progress: bool = True, cache=None
+):
     """Fit each scoring's calibration on the development trials, report it on the evaluated trials
 
     Adds :func:`~pyannote_embloss.evaluation.calibration.calibration_metrics`
@@ -276,7 +300,8 @@ def calibrate(model: Model, development: Trials, named: dict, results: dict, y_t
         Labels of the evaluated trials.
     """
     embeddings = embed_files(
-        model, development.paths, progress=progress, desc="Embedding development trials", segments=development.segments
+        model, development.paths, progress=progress, desc="Embedding development trials", segments=development.segments,
+        cache=cache,
     )
     for name, normalization in named.items():
         calibration = Calibration.fit(development.score(embeddings, normalization), development.reference, scoring=name)
@@ -295,6 +320,7 @@ def evaluate_conditions(
     conditions: TestConditions,
     progress: bool = True,
     n_resamples: int = 1000,
+    cache=None,
 ) -> dict:
     """Raw cosine metrics of the trials in each corrupted test condition
 
@@ -315,6 +341,8 @@ def evaluate_conditions(
             desc=f"Embedding ({condition.name})",
             transform=lambda waveform, i: conditions.corrupt(waveform, condition, names[i]),
             segments=trials.segments,
+            cache=cache,
+            conditions=[conditions.identity(condition, name) for name in names],
         )
         scores = trials.score(embeddings)
         metrics = detection_metrics(trials.reference, scores)
@@ -362,6 +390,11 @@ def experiment_trials(experiment: Experiment, protocol, subset: str) -> Trials:
     )
 
 
+#: default of EvaluationOptions.training_files_per_speaker (None: all); see docs/results.md for why
+TRAINING_FILES_PER_SPEAKER = None
+#: seed of the draw of training speakers (EvaluationOptions.training_speakers)
+SAMPLE_SEED = 0
+
 #: trial subsets `evaluate` scores
 SUBSETS = ("test", "development")
 
@@ -390,6 +423,12 @@ class EvaluationOptions:
         Defaults to True.
     cohort_files_per_speaker, cohort_size, top_n : int, optional
         See :func:`training_cohort` and :class:`AdaptiveSNorm`.
+    training_files_per_speaker, training_speakers : int, optional
+        The training sample embedded for the PLDA and the cohort: at most
+        this many utterances per speaker (the first by uri; default
+        :data:`TRAINING_FILES_PER_SPEAKER`, None for all) of at most this many
+        speakers (seeded draw; default all). Its cost then follows the number of
+        training speakers, not their utterances.
     conditions : list of Condition
         Corrupted test conditions (see :mod:`pyannote_embloss.conditions`),
         scored with raw cosine; clean is always evaluated.
@@ -397,6 +436,9 @@ class EvaluationOptions:
         Noise files and impulse responses of the test conditions.
     trust_checkpoint : bool
         Unpickle anything the checkpoint holds. Defaults to False.
+    cache : bool
+        Read and store embeddings in the experiment's cache (``EXP/embeddings``,
+        :mod:`pyannote_embloss.cache`). Defaults to True.
     """
 
     protocol: Optional[str] = None
@@ -408,16 +450,19 @@ class EvaluationOptions:
     cohort_files_per_speaker: Optional[int] = COHORT_FILES_PER_SPEAKER
     cohort_size: Optional[int] = None
     top_n: int = TOP_N
+    training_files_per_speaker: Optional[int] = TRAINING_FILES_PER_SPEAKER
+    training_speakers: Optional[int] = None
     conditions: List[Condition] = field(default_factory=list)
     noise_dir: Optional[str] = None
     rir_dir: Optional[str] = None
     trust_checkpoint: bool = False
+    cache: bool = True
 
     def __post_init__(self):
         if self.subset not in SUBSETS:
             raise ConfigError(f"--subset must be one of {', '.join(SUBSETS)} (got {self.subset!r}).")
         self.conditions = list(self.conditions or [])
-        for option in ("cohort_files_per_speaker", "cohort_size", "top_n"):
+        for option in ("cohort_files_per_speaker", "cohort_size", "top_n", "training_files_per_speaker", "training_speakers"):
             value = getattr(self, option)
             if value is not None:
                 POSITIVE_INTEGER.check(value, "--" + option.replace("_", "-"))
@@ -479,6 +524,7 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
     protocol_name = experiment.protocol_name(protocol)
     checkpoint = experiment.checkpoint(options.checkpoint)
     model = load_model(experiment, checkpoint, trust=options.trust_checkpoint)
+    cache = EmbeddingCache.for_model(experiment.directory / CACHE_DIR, model, checkpoint) if options.cache else None
     loaded = get_protocol(protocol_name, database_yml=options.database)
     trials = experiment_trials(experiment, loaded, subset)
     corruptions = test_conditions(
@@ -486,21 +532,32 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
     )
     cohort, plda, plda_report = None, None, None
     if options.normalize:
-        training = TrainingEmbeddings.of(model, loaded, progress=progress)
+        training = TrainingEmbeddings.of(
+            model, loaded, progress=progress, cache=cache,
+            files_per_speaker=options.training_files_per_speaker, max_speakers=options.training_speakers,
+        )
         cohort = training.cohort(options.cohort_files_per_speaker, size=options.cohort_size)
         plda, plda_report = _fit_plda(training, plda_directory(experiment, protocol_name))
     development, calibration_note = _calibration_trials(experiment, loaded, subset)
     results = {"schema": EVALUATE_SCHEMA, **evaluate_model(
-        model, trials, cohort=cohort, top_n=options.top_n, progress=progress, plda=plda, development=development
+        model, trials, cohort=cohort, top_n=options.top_n, progress=progress, plda=plda, development=development,
+        cache=cache,
     )}
     if calibration_note is not None:
         results["calibration"], results["calibration_note"] = None, calibration_note
     if plda_report is not None:
         results["plda"] = plda_report
+    if options.normalize:
+        results["training_sample"] = {
+            "files_per_speaker": options.training_files_per_speaker,
+            "max_speakers": options.training_speakers,
+            "num_speakers": len(set(training.speakers)),
+            "num_files": len(training.speakers),
+        }
     y_true, scores = results.pop("y_true"), results.pop("scores")
     condition_scores = {}
     if corruptions is not None:
-        results["conditions"] = evaluate_conditions(model, trials, corruptions, progress=progress)
+        results["conditions"] = evaluate_conditions(model, trials, corruptions, progress=progress, cache=cache)
         condition_scores = {name: metrics.pop("scores") for name, metrics in results["conditions"].items()}
     results.update(
         experiment=experiment.name,
@@ -508,6 +565,7 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
         subset=subset,
         checkpoint=None if checkpoint is None else str(checkpoint),
     )
+
     stem = f"{protocol_name}.{subset}"
     results["det_plot"] = str(
         plot_det_curves(
@@ -527,6 +585,9 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
     results["json"] = str(experiment.results / f"{stem}.json")
     write_json(results["json"], results)
     results["y_true"], results["scores"], results["condition_scores"] = y_true, scores, condition_scores
+    if cache is not None:  # not in the JSON: a second evaluation writes the very same file
+        cache.bound()
+        results["cache"] = cache.summary()
     return results
 
 
