@@ -313,6 +313,10 @@ def evaluate(
     training_speakers: Optional[int] = typer.Option(
         None, help="PLDA and cohort: at most this many training speakers, drawn at random with a fixed seed (default: all)."
     ),
+    training_budget: int = typer.Option(
+        50_000, help="PLDA and cohort, without --training-files: above this many training utterances, as many per "
+        "speaker as fit in it (at least 2)."
+    ),
     condition: Optional[List[str]] = ConditionOpt,
     noise_dir: Optional[Path] = NoiseDirOpt,
     rir_dir: Optional[Path] = RirDirOpt,
@@ -340,6 +344,7 @@ def evaluate(
         top_n=top_n,
         training_files_per_speaker=training_files,
         training_speakers=training_speakers,
+        training_budget=training_budget,
         conditions=_conditions(condition),
         noise_dir=noise_dir,
         rir_dir=rir_dir,

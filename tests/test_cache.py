@@ -100,14 +100,18 @@ def test_a_second_evaluate_embeds_nothing_and_writes_the_same_results(small_yml,
     third = evaluate(experiment, database=str(small_yml), progress=False)
     assert third["cache"]["damaged"] == 1 and third["cache"]["misses"] == 1
     assert json.loads(open(third["json"]).read()) == written
-    assert written["training_sample"] == {"files_per_speaker": None, "max_speakers": None, "num_speakers": 6,
-                                          "num_files": 18}
+    assert written["training_sample"] == {"files_per_speaker": None, "max_speakers": None, "budget": 50_000,
+                                          "num_speakers": 6, "num_files": 18}
     # a bounded training sample for the PLDA and the cohort: recorded, and already in the cache
     sample = evaluate(experiment, database=str(small_yml), progress=False, training_files_per_speaker=2,
                       training_speakers=4)
-    assert sample["training_sample"] == {"files_per_speaker": 2, "max_speakers": 4, "num_speakers": 4, "num_files": 8}
+    assert sample["training_sample"] == {"files_per_speaker": 2, "max_speakers": 4, "budget": 50_000,
+                                         "num_speakers": 4, "num_files": 8}
     assert sample["plda"]["num_utterances"] == 8 and sample["cohort"]["speakers"] == 4
     assert sample["cache"]["misses"] == 0
+    # a budget below the corpus' 18 training utterances: as many per speaker as fit (12 // 6 = 2)
+    budget = evaluate(experiment, database=str(small_yml), progress=False, training_budget=12)
+    assert budget["training_sample"]["num_files"] == 12 and budget["cache"]["misses"] == 0
     # --no-cache: nothing read, nothing written; deleting the folder is safe
     shutil.rmtree(experiment.directory / CACHE_DIR)
     fourth = evaluate(experiment, database=str(small_yml), progress=False, cache=False)

@@ -62,7 +62,7 @@ TOP_N = 100
 
 
 def training_files(
-    protocol, files_per_speaker: Optional[int] = None, max_speakers: Optional[int] = None
+    protocol, files_per_speaker: Optional[int] = None, max_speakers: Optional[int] = None, budget: Optional[int] = None
 ) -> tuple[list, list, list]:
     """(audio paths, speakers, segments) of single-speaker training utterances, sorted by uri
 
@@ -77,6 +77,9 @@ def training_files(
         Keep the first utterances (by uri, then time) of each speaker only. Defaults to all.
     max_speakers : int, optional
         Keep that many speakers at most, drawn at random (seeded, the same every time). Defaults to all.
+    budget : int, optional
+        Without `files_per_speaker`, when there are more utterances than this, keep the first
+        ``max(2, budget // number of speakers)`` of each speaker. Defaults to no budget.
     """
     per_speaker: Dict[str, list] = {}
     for file in protocol.train():
@@ -93,6 +96,8 @@ def training_files(
     if max_speakers is not None and len(per_speaker) > max_speakers:
         kept = set(random.Random(f"{SAMPLE_SEED}:speakers").sample(sorted(per_speaker), max_speakers))
         per_speaker = {speaker: files for speaker, files in per_speaker.items() if speaker in kept}
+    if files_per_speaker is None and budget is not None and sum(map(len, per_speaker.values())) > budget:
+        files_per_speaker = max(2, budget // max(1, len(per_speaker)))
     paths, speakers, segments = [], [], []
     for speaker, files in sorted(per_speaker.items()):
         for _, _, path, segment in sorted(files, key=lambda f: f[:2])[:files_per_speaker]:
@@ -159,9 +164,10 @@ class TrainingEmbeddings:
         cache=None,
         files_per_speaker: Optional[int] = None,
         max_speakers: Optional[int] = None,
+        budget: Optional[int] = None,
     ) -> "TrainingEmbeddings":
         """Embed the training utterances of `protocol` (:func:`training_files`; `cache` as in `embed_files`)"""
-        paths, speakers, segments = training_files(protocol, files_per_speaker, max_speakers)
+        paths, speakers, segments = training_files(protocol, files_per_speaker, max_speakers, budget)
         embeddings = embed_files(
             model, paths, progress=progress, desc="Embedding training files", segments=segments, cache=cache
         )
@@ -390,8 +396,10 @@ def experiment_trials(experiment: Experiment, protocol, subset: str) -> Trials:
     )
 
 
-#: default of EvaluationOptions.training_files_per_speaker (None: all); see docs/results.md for why
-TRAINING_FILES_PER_SPEAKER = None
+#: default of EvaluationOptions.training_budget: at most this many training utterances embedded for the
+#: PLDA and the cohort (docs/results.md, "Evaluation cost": fewer per speaker costs PLDA accuracy on a
+#: corpus of 125 speakers, so small corpora are embedded whole)
+TRAINING_BUDGET = 50_000
 #: seed of the draw of training speakers (EvaluationOptions.training_speakers)
 SAMPLE_SEED = 0
 
@@ -423,11 +431,15 @@ class EvaluationOptions:
         Defaults to True.
     cohort_files_per_speaker, cohort_size, top_n : int, optional
         See :func:`training_cohort` and :class:`AdaptiveSNorm`.
-    training_files_per_speaker, training_speakers : int, optional
+    training_files_per_speaker, training_speakers, training_budget : int, optional
         The training sample embedded for the PLDA and the cohort: at most
-        this many utterances per speaker (the first by uri; default
-        :data:`TRAINING_FILES_PER_SPEAKER`, None for all) of at most this many
-        speakers (seeded draw; default all). Its cost then follows the number of
+        `training_files_per_speaker` utterances per speaker (the first by uri)
+        of at most `training_speakers` speakers (seeded draw; default all).
+        Without a number per speaker, a corpus with more than
+        `training_budget` training utterances (default
+        :data:`TRAINING_BUDGET`) gets as many per speaker as the budget
+        allows (at least 2): all of SpeechOcean762's 1,250, 8 of each of
+        VoxCeleb2's 5,994 speakers. The cost then follows the number of
         training speakers, not their utterances.
     conditions : list of Condition
         Corrupted test conditions (see :mod:`pyannote_embloss.conditions`),
@@ -450,8 +462,9 @@ class EvaluationOptions:
     cohort_files_per_speaker: Optional[int] = COHORT_FILES_PER_SPEAKER
     cohort_size: Optional[int] = None
     top_n: int = TOP_N
-    training_files_per_speaker: Optional[int] = TRAINING_FILES_PER_SPEAKER
+    training_files_per_speaker: Optional[int] = None
     training_speakers: Optional[int] = None
+    training_budget: Optional[int] = TRAINING_BUDGET
     conditions: List[Condition] = field(default_factory=list)
     noise_dir: Optional[str] = None
     rir_dir: Optional[str] = None
@@ -462,7 +475,8 @@ class EvaluationOptions:
         if self.subset not in SUBSETS:
             raise ConfigError(f"--subset must be one of {', '.join(SUBSETS)} (got {self.subset!r}).")
         self.conditions = list(self.conditions or [])
-        for option in ("cohort_files_per_speaker", "cohort_size", "top_n", "training_files_per_speaker", "training_speakers"):
+        for option in ("cohort_files_per_speaker", "cohort_size", "top_n", "training_files_per_speaker",
+                       "training_speakers", "training_budget"):
             value = getattr(self, option)
             if value is not None:
                 POSITIVE_INTEGER.check(value, "--" + option.replace("_", "-"))
@@ -535,6 +549,7 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
         training = TrainingEmbeddings.of(
             model, loaded, progress=progress, cache=cache,
             files_per_speaker=options.training_files_per_speaker, max_speakers=options.training_speakers,
+            budget=options.training_budget,
         )
         cohort = training.cohort(options.cohort_files_per_speaker, size=options.cohort_size)
         plda, plda_report = _fit_plda(training, plda_directory(experiment, protocol_name))
@@ -551,6 +566,7 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
         results["training_sample"] = {
             "files_per_speaker": options.training_files_per_speaker,
             "max_speakers": options.training_speakers,
+            "budget": options.training_budget,
             "num_speakers": len(set(training.speakers)),
             "num_files": len(training.speakers),
         }
