@@ -56,6 +56,8 @@ __all__ = [
     "reverberate",
     "speed_perturb",
     "snr_db",
+    "telephone",
+    "band_limit",
 ]
 
 TRANSFORMS = ("babble", "noise", "colored_noise", "reverb")
@@ -112,6 +114,81 @@ def reverberate(waveform: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
     size = 1 << (n - 1).bit_length()
     spectrum = torch.fft.rfft(waveform, n=size) * torch.fft.rfft(rir, n=size)
     return torch.fft.irfft(spectrum, n=size)[..., peak : peak + waveform.shape[-1]]
+
+
+#: the telephone band of G.712 (narrowband telephony), Hz
+TELEPHONE_BAND = (300.0, 3400.0)
+#: the sample rate of narrowband telephony (G.711), Hz
+TELEPHONE_RATE = 8000
+
+
+def band_limit(waveform: torch.Tensor, sample_rate: int, low: float, high: float) -> torch.Tensor:
+    """Keep only the frequencies within [low, high] Hz (an ideal filter: the FFT bins outside are zeroed)"""
+    num_samples = waveform.shape[-1]
+    spectrum = torch.fft.rfft(waveform.double(), n=num_samples)
+    frequencies = torch.fft.rfftfreq(num_samples, d=1.0 / sample_rate)
+    spectrum[..., (frequencies < low) | (frequencies > high)] = 0
+    return torch.fft.irfft(spectrum, n=num_samples).to(waveform.dtype)
+
+
+def telephone(
+    waveform: torch.Tensor,
+    sample_rate: int,
+    band: Tuple[float, float] = TELEPHONE_BAND,
+    codec: str = "mu-law",
+) -> torch.Tensor:
+    """`waveform` as a narrowband telephone line delivers it, at `sample_rate` again
+
+    The signal is band-limited to `band` (default 300-3,400 Hz), resampled
+    to 8 kHz, coded with G.711's 8-bit companding (``"mu-law"`` or
+    ``"a-law"``, each sample quantised to 256 levels, after a peak
+    normalisation that the decoder undoes), then brought back to
+    `sample_rate` by an ideal interpolation (nothing above 4 kHz). It draws
+    nothing at random: the same input always gives the same output.
+
+    Parameters
+    ----------
+    waveform : (channel, sample) torch.Tensor
+    sample_rate : int
+    band : (low, high), optional
+        Pass band in Hz, within (0, 4000).
+    codec : {"mu-law", "a-law"}, optional
+    """
+    import torchaudio.functional as F
+
+    if codec not in ("mu-law", "a-law"):
+        raise ConfigError(f"Unknown telephone codec '{codec}': use mu-law or a-law.")
+    low, high = band
+    narrow = band_limit(waveform.float(), sample_rate, low, high)
+    if sample_rate != TELEPHONE_RATE:
+        narrow = F.resample(narrow, orig_freq=sample_rate, new_freq=TELEPHONE_RATE)
+    peak = narrow.abs().max().clamp(min=1e-8)
+    line = narrow / peak
+    if codec == "mu-law":
+        line = F.mu_law_decoding(F.mu_law_encoding(line.clamp(-1.0, 1.0), 256), 256)
+    else:
+        line = _a_law(line.clamp(-1.0, 1.0))
+    line = line * peak
+    if sample_rate != TELEPHONE_RATE:
+        line = F.resample(line, orig_freq=TELEPHONE_RATE, new_freq=sample_rate)
+        line = band_limit(line, sample_rate, 0.0, TELEPHONE_RATE / 2)  # the ideal interpolation's images removed
+    num_samples = waveform.shape[-1]
+    line = line[..., :num_samples]
+    if line.shape[-1] < num_samples:
+        line = torch.nn.functional.pad(line, (0, num_samples - line.shape[-1]))
+    return line.to(waveform.dtype)
+
+
+def _a_law(x: torch.Tensor, a: float = 87.6, levels: int = 256) -> torch.Tensor:
+    """G.711 A-law companding of `x` in [-1, 1], quantised to `levels` codes, and back"""
+    magnitude = x.abs()
+    small = magnitude < 1.0 / a
+    compressed = torch.where(small, a * magnitude, 1.0 + torch.log((a * magnitude).clamp(min=1.0))) / (1.0 + math.log(a))
+    half = levels // 2
+    code = torch.round(compressed * (half - 1)) / (half - 1)
+    expanded = torch.where(code < 1.0 / (1.0 + math.log(a)), code * (1.0 + math.log(a)) / a,
+                           torch.exp(code * (1.0 + math.log(a)) - 1.0) / a)
+    return torch.sign(x) * expanded
 
 
 def babble(speech: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -10,6 +10,9 @@
                                     rooms with RT60 in [0.3, 0.9] s, from another seed than training's)
     --condition reverb+noise:5      reverberation, then noise (likewise reverb+colored:SNR, reverb+babble:SNR)
     --condition duration:1+noise:5  the middle 1 s, then noise (duration combines with any of the above)
+    --condition telephone           a narrowband telephone line: 300-3,400 Hz, 8 kHz, G.711 mu-law, then back
+                                    to the model's rate (nothing above 4 kHz); after the room and noise when
+                                    combined (telephone+babble:10)
 
 Noise, babble and reverberation are the training augmentation's
 (:func:`~pyannote_embloss.augmentation.mix_at_snr`,
@@ -35,7 +38,15 @@ from typing import Iterable, List, Optional, Sequence
 
 import torch
 
-from .augmentation import ImpulseResponses, NoiseSource, add_colored_noise, babble, mix_at_snr, reverberate
+from .augmentation import (
+    ImpulseResponses,
+    NoiseSource,
+    add_colored_noise,
+    babble,
+    mix_at_snr,
+    reverberate,
+    telephone,
+)
 from .errors import ConfigError, DataError
 
 __all__ = ["Condition", "TestConditions", "parse_conditions", "check_disjoint", "middle", "SEED"]
@@ -65,6 +76,7 @@ class Condition:
     noise: Optional[str] = None
     snr: Optional[float] = None
     duration: Optional[float] = None
+    telephone: bool = False
 
     @property
     def name(self) -> str:
@@ -72,12 +84,13 @@ class Condition:
             ([f"duration:{self.duration:g}"] if self.duration is not None else [])
             + (["reverb"] if self.reverb else [])
             + ([f"{self.noise}:{self.snr:g}"] if self.noise else [])
+            + (["telephone"] if self.telephone else [])
         )
         return "+".join(parts) or "clean"
 
     @property
     def is_clean(self) -> bool:
-        return not self.reverb and self.noise is None and self.duration is None
+        return not self.reverb and self.noise is None and self.duration is None and not self.telephone
 
     @classmethod
     def parse(cls, text: str) -> "Condition":
@@ -91,10 +104,13 @@ class Condition:
         text = text.strip().lower()
         if text == "clean":
             return cls()
-        reverb, noise, snr, duration = False, None, None, None
+        reverb, noise, snr, duration, phone = False, None, None, None, False
         for part in text.split("+"):
             if part == "reverb":
                 reverb = True
+                continue
+            if part == "telephone":
+                phone = True
                 continue
             kind, _, value = part.partition(":")
             if kind == "duration" and value:
@@ -110,14 +126,15 @@ class Condition:
             if kind not in NOISES or not value:
                 raise ConfigError(
                     f"Unknown test condition '{text}': use clean, duration:SECONDS, reverb, noise:SNR, colored:SNR, "
-                    "babble:SNR, or their combinations such as reverb+noise:SNR (SNR in dB, e.g. noise:5)."
+                    "babble:SNR, telephone, or their combinations such as reverb+noise:SNR or telephone+babble:10 "
+                    "(SNR in dB, e.g. noise:5)."
                 )
             try:
                 snr = float(value)
             except ValueError:
                 raise ConfigError(f"Test condition '{text}': the SNR '{value}' is not a number (dB).") from None
             noise = kind
-        return cls(reverb=reverb, noise=noise, snr=snr, duration=duration)
+        return cls(reverb=reverb, noise=noise, snr=snr, duration=duration, telephone=phone)
 
 
 def middle(waveform: torch.Tensor, duration: float, sample_rate: int) -> torch.Tensor:
@@ -235,7 +252,8 @@ class TestConditions:
         """`waveform` (channel, sample) in `condition`; the same `key` (uri) always gives the same audio
 
         The middle of the waveform is kept first (``duration:``, see
-        :func:`middle`), then it is reverberated, then noise is added.
+        :func:`middle`), then it is reverberated, then noise is added, then it
+        goes through the telephone line (:func:`~pyannote_embloss.augmentation.telephone`).
         """
         if condition.is_clean:
             return waveform
@@ -252,4 +270,6 @@ class TestConditions:
             out = mix_at_snr(out, self._babble(out.shape[-1], rng).to(out.dtype), condition.snr)
         elif condition.noise == "colored":
             out = add_colored_noise(out, condition.snr, rng.uniform(-2.0, 2.0), rng, self.sample_rate)
+        if condition.telephone:  # the line, after the room and its noise
+            out = telephone(out, self.sample_rate)
         return out

@@ -18,6 +18,8 @@ from pyannote_embloss.embedding import embed_files
 from pyannote_embloss.errors import ConfigError
 from pyannote_embloss.models import SincTDNN
 
+from test_verify import small_yml  # noqa: F401  (the fixture)
+
 AUDIO = Audio(sample_rate=16000, mono="downmix")
 
 
@@ -122,3 +124,52 @@ def test_duration_condition_embeds_the_middle_of_each_trial_file(model, files):
     clean = embed_files(model, paths, progress=False, segments=segments)
     assert not np.allclose(clean[:2], embeddings[:2], atol=1e-3)
     np.testing.assert_allclose(clean[2], embeddings[2], atol=1e-5)
+
+
+def energy_above(waveform: torch.Tensor, hertz: float, sample_rate: int = 16000) -> float:
+    """Share of the signal's energy above `hertz`"""
+    power = torch.fft.rfft(waveform.double(), dim=-1).abs() ** 2
+    frequencies = torch.fft.rfftfreq(waveform.shape[-1], d=1.0 / sample_rate)
+    return float(power[..., frequencies > hertz].sum() / power.sum())
+
+
+def test_telephone_condition_is_band_limited_deterministic_and_combines(files):
+    """Issue 37: 300-3,400 Hz, 8 kHz, G.711 mu-law, back at 16 kHz; nothing above 4 kHz"""
+    clean = load_audio(AUDIO, files[500])
+    assert energy_above(clean, 4000) > 0.01  # read speech has energy up there
+    phone = Condition.parse("telephone")
+    assert phone.name == "telephone" and not phone.is_clean
+    conditions = TestConditions([phone, Condition.parse("telephone+babble:10")], babble_files=files[:50])
+    line = conditions.corrupt(clean, phone, "SPEAKER0001/000010011")
+    assert line.shape == clean.shape
+    assert energy_above(line, 4000) < 1e-12  # no energy above 4 kHz
+    assert energy_above(line, 3450) < 1e-3
+    low = torch.fft.rfft(line.double()).abs()[..., : int(250 * line.shape[-1] / 16000)]
+    assert float((low**2).sum()) < 1e-3 * float((torch.fft.rfft(line.double()).abs() ** 2).sum())  # nor below 300 Hz
+    assert torch.equal(line, conditions.corrupt(clean, phone, "another/uri"))  # nothing random: the same audio
+    assert torch.equal(line, TestConditions([phone]).corrupt(clean, phone, "SPEAKER0001/000010011"))
+    # mu-law coding is lossy but keeps the speech: close to the band-limited signal
+    from pyannote_embloss.augmentation import band_limit
+
+    band = band_limit(clean, 16000, 300.0, 3400.0)
+    assert snr_db(band, line) > 25
+    # combined: babble in the room, then the line
+    both = Condition.parse("babble:10+telephone")
+    assert both == Condition.parse("telephone+babble:10") and both.name == "babble:10+telephone"
+    noisy = conditions.corrupt(clean, both, "SPEAKER0001/000010011")
+    assert energy_above(noisy, 4000) < 1e-12 and not torch.equal(noisy, line)
+    assert torch.equal(noisy, conditions.corrupt(clean, both, "SPEAKER0001/000010011"))
+
+
+def test_evaluate_with_the_telephone_condition(small_yml, tmp_path):  # noqa: F811
+    from pyannote_embloss.evaluation.verification import evaluate
+
+    from test_verify import SMALL, baseline_experiment
+
+    experiment = baseline_experiment(tmp_path / "baseline", SMALL)
+    results = evaluate(experiment, database=str(small_yml), progress=False, normalize=False,
+                       conditions=parse_conditions(["telephone", "telephone+colored:10"]))
+    assert set(results["conditions"]) == {"telephone", "colored:10+telephone"}
+    for name, metrics in results["conditions"].items():
+        assert 0.0 <= metrics["eer"] <= 1.0
+        assert not np.allclose(results["condition_scores"][name], results["scores"]["cosine"])  # other audio
