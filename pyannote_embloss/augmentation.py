@@ -58,6 +58,8 @@ __all__ = [
     "snr_db",
     "telephone",
     "band_limit",
+    "channel_response",
+    "colour",
 ]
 
 TRANSFORMS = ("babble", "noise", "colored_noise", "reverb")
@@ -177,6 +179,40 @@ def telephone(
     if line.shape[-1] < num_samples:
         line = torch.nn.functional.pad(line, (0, num_samples - line.shape[-1]))
     return line.to(waveform.dtype)
+
+
+def channel_response(rng: random.Random, sample_rate: int, num_bins: int, peaks: int = 3) -> torch.Tensor:
+    """A random microphone-and-room colouration: the (num_bins, ) magnitude response of an rfft grid
+
+    `peaks` peaking equalisers of -10 to +10 dB, centred at log-uniform
+    frequencies between 100 Hz and 6 kHz (bandwidth 0.5 to 2 octaves), times
+    a high-pass (cut-off 50 to 300 Hz) and a low-pass (cut-off 3.5 to 7.5 kHz,
+    below Nyquist), both of the second order. Drawn from `rng` alone.
+    """
+    frequencies = torch.linspace(0.0, sample_rate / 2, num_bins, dtype=torch.float64)
+    octaves = torch.log2(frequencies.clamp(min=1.0))
+    gain_db = torch.zeros(num_bins, dtype=torch.float64)
+    for _ in range(peaks):
+        centre = math.log2(math.exp(rng.uniform(math.log(100.0), math.log(6000.0))))
+        width = rng.uniform(0.5, 2.0)
+        gain_db += rng.uniform(-10.0, 10.0) * torch.exp(-0.5 * ((octaves - centre) / (width / 2)) ** 2)
+    high = rng.uniform(50.0, 300.0)
+    low = min(rng.uniform(3500.0, 7500.0), 0.45 * sample_rate)
+    ratio_high, ratio_low = frequencies / high, frequencies / low
+    response = 10 ** (gain_db / 20)
+    response = response * ratio_high**2 / torch.sqrt(1 + ratio_high**4)  # second-order high-pass (Butterworth)
+    response = response / torch.sqrt(1 + ratio_low**4)  # second-order low-pass (Butterworth)
+    return response
+
+
+def colour(waveform: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    """`waveform` (channel, sample) filtered by a zero-phase magnitude `response` on its rfft grid, at the same power"""
+    num_samples = waveform.shape[-1]
+    spectrum = torch.fft.rfft(waveform.double(), n=num_samples)
+    grid = torch.nn.functional.interpolate(response[None, None], size=spectrum.shape[-1], mode="linear")[0, 0]
+    out = torch.fft.irfft(spectrum * grid, n=num_samples)
+    out = out * (waveform.double().pow(2).mean() / out.pow(2).mean().clamp(min=1e-20)).sqrt()
+    return out.to(waveform.dtype)
 
 
 def _a_law(x: torch.Tensor, a: float = 87.6, levels: int = 256) -> torch.Tensor:

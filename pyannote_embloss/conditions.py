@@ -13,6 +13,9 @@
     --condition telephone           a narrowband telephone line: 300-3,400 Hz, 8 kHz, G.711 mu-law, then back
                                     to the model's rate (nothing above 4 kHz); after the room and noise when
                                     combined (telephone+babble:10)
+    --condition channel             each file through its own microphone and room: 3 peaking equalisers of
+                                    -10 to +10 dB at log-uniform frequencies, a random high-pass and low-pass,
+                                    drawn from the file's uri (a speaker's files no longer share a spectrum)
 
 Noise, babble and reverberation are the training augmentation's
 (:func:`~pyannote_embloss.augmentation.mix_at_snr`,
@@ -43,6 +46,8 @@ from .augmentation import (
     NoiseSource,
     add_colored_noise,
     babble,
+    channel_response,
+    colour,
     mix_at_snr,
     reverberate,
     telephone,
@@ -77,6 +82,7 @@ class Condition:
     snr: Optional[float] = None
     duration: Optional[float] = None
     telephone: bool = False
+    channel: bool = False
 
     @property
     def name(self) -> str:
@@ -84,13 +90,14 @@ class Condition:
             ([f"duration:{self.duration:g}"] if self.duration is not None else [])
             + (["reverb"] if self.reverb else [])
             + ([f"{self.noise}:{self.snr:g}"] if self.noise else [])
+            + (["channel"] if self.channel else [])
             + (["telephone"] if self.telephone else [])
         )
         return "+".join(parts) or "clean"
 
     @property
     def is_clean(self) -> bool:
-        return not self.reverb and self.noise is None and self.duration is None and not self.telephone
+        return not (self.reverb or self.noise or self.duration is not None or self.telephone or self.channel)
 
     @classmethod
     def parse(cls, text: str) -> "Condition":
@@ -104,13 +111,16 @@ class Condition:
         text = text.strip().lower()
         if text == "clean":
             return cls()
-        reverb, noise, snr, duration, phone = False, None, None, None, False
+        reverb, noise, snr, duration, phone, coloured = False, None, None, None, False, False
         for part in text.split("+"):
             if part == "reverb":
                 reverb = True
                 continue
             if part == "telephone":
                 phone = True
+                continue
+            if part == "channel":
+                coloured = True
                 continue
             kind, _, value = part.partition(":")
             if kind == "duration" and value:
@@ -126,7 +136,7 @@ class Condition:
             if kind not in NOISES or not value:
                 raise ConfigError(
                     f"Unknown test condition '{text}': use clean, duration:SECONDS, reverb, noise:SNR, colored:SNR, "
-                    "babble:SNR, telephone, or their combinations such as reverb+noise:SNR or telephone+babble:10 "
+                    "babble:SNR, telephone, channel, or their combinations such as reverb+noise:SNR or telephone+babble:10 "
                     "(SNR in dB, e.g. noise:5)."
                 )
             try:
@@ -134,7 +144,7 @@ class Condition:
             except ValueError:
                 raise ConfigError(f"Test condition '{text}': the SNR '{value}' is not a number (dB).") from None
             noise = kind
-        return cls(reverb=reverb, noise=noise, snr=snr, duration=duration, telephone=phone)
+        return cls(reverb=reverb, noise=noise, snr=snr, duration=duration, telephone=phone, channel=coloured)
 
 
 def middle(waveform: torch.Tensor, duration: float, sample_rate: int) -> torch.Tensor:
@@ -270,6 +280,9 @@ class TestConditions:
             out = mix_at_snr(out, self._babble(out.shape[-1], rng).to(out.dtype), condition.snr)
         elif condition.noise == "colored":
             out = add_colored_noise(out, condition.snr, rng.uniform(-2.0, 2.0), rng, self.sample_rate)
+        if condition.channel:  # the file's own microphone and room: a colouration drawn from its uri
+            response = channel_response(random.Random(f"{SEED}:channel:{key}"), self.sample_rate, 1025)
+            out = colour(out, response)
         if condition.telephone:  # the line, after the room and its noise
             out = telephone(out, self.sample_rate)
         return out

@@ -173,3 +173,26 @@ def test_evaluate_with_the_telephone_condition(small_yml, tmp_path):  # noqa: F8
     for name, metrics in results["conditions"].items():
         assert 0.0 <= metrics["eer"] <= 1.0
         assert not np.allclose(results["condition_scores"][name], results["scores"]["cosine"])  # other audio
+
+
+def test_channel_condition_gives_each_file_its_own_spectrum(files):
+    """Issue 37: a speaker's files no longer share a long-term spectrum; deterministic per file"""
+    clean = load_audio(AUDIO, files[500])
+    channel = Condition.parse("channel")
+    assert channel.name == "channel" and not channel.is_clean
+    conditions = TestConditions([channel])
+
+    def response_db(key):  # what the condition did to the spectrum, in 1/3-octave-ish bands
+        out = conditions.corrupt(clean, channel, key)
+        assert out.shape == clean.shape and torch.isfinite(out).all()
+        assert torch.equal(out, TestConditions([channel]).corrupt(clean, channel, key))  # deterministic
+        assert float(out.pow(2).mean()) == pytest.approx(float(clean.pow(2).mean()), rel=1e-4)  # same power
+        ratio = torch.fft.rfft(out.double()).abs() ** 2 / (torch.fft.rfft(clean.double()).abs() ** 2 + 1e-12)
+        bands = torch.logspace(np.log10(200), np.log10(5000), 12)
+        bins = (bands / 8000 * (ratio.shape[-1] - 1)).long()
+        return torch.stack([10 * torch.log10(ratio[..., b - 20 : b + 20].mean()) for b in bins])
+
+    first, second, third = response_db("spk/1"), response_db("spk/2"), response_db("spk/3")
+    for a, b in ((first, second), (first, third), (second, third)):
+        assert float((a - b).abs().max()) > 3.0  # at least 3 dB apart somewhere between 200 Hz and 5 kHz
+    assert Condition.parse("channel+babble:10").name == "babble:10+channel"
