@@ -117,3 +117,16 @@ def test_a_second_evaluate_embeds_nothing_and_writes_the_same_results(small_yml,
     fourth = evaluate(experiment, database=str(small_yml), progress=False, cache=False)
     assert "cache" not in fourth and not (experiment.directory / CACHE_DIR).exists()
     assert json.loads(open(fourth["json"]).read()) == written
+
+
+@pytest.mark.parametrize("option", ["--training-files", "--training-speakers", "--training-budget", "--cohort-files"])
+def test_training_sample_options_out_of_range_are_refused_first(option, tmp_path):
+    from typer.testing import CliRunner
+
+    from pyannote_embloss.cli import app
+
+    experiment = baseline_experiment(tmp_path / "baseline", SMALL)
+    result = CliRunner().invoke(app, ["evaluate", str(experiment.directory), option, "0"])
+    assert result.exit_code == 2, result.output
+    assert f"Error: {option} must be an integer >= 1 (got 0)." in " ".join(result.output.split())
+    assert sorted(p.name for p in experiment.directory.iterdir()) == ["config.yml"]  # nothing written

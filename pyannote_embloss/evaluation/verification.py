@@ -403,6 +403,12 @@ TRAINING_BUDGET = 50_000
 #: seed of the draw of training speakers (EvaluationOptions.training_speakers)
 SAMPLE_SEED = 0
 
+#: the `evaluate` command's names of the options whose attribute is named otherwise (for error messages)
+CLI_OPTIONS = {
+    "cohort_files_per_speaker": "--cohort-files",
+    "training_files_per_speaker": "--training-files",
+}
+
 #: trial subsets `evaluate` scores
 SUBSETS = ("test", "development")
 
@@ -479,7 +485,7 @@ class EvaluationOptions:
                        "training_speakers", "training_budget"):
             value = getattr(self, option)
             if value is not None:
-                POSITIVE_INTEGER.check(value, "--" + option.replace("_", "-"))
+                POSITIVE_INTEGER.check(value, CLI_OPTIONS.get(option, "--" + option.replace("_", "-")))
 
 
 def evaluate(experiment: Experiment, options: Optional[EvaluationOptions] = None, **kwargs) -> dict:
