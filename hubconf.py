@@ -20,7 +20,7 @@ def emb(checkpoint, **kwargs):
         Checkpoint (``.ckpt``) written by ``pyannote-audio-emb train``, or an
         experiment directory (its ``checkpoints/best.ckpt``).
     **kwargs
-        window ("sliding" or "whole"), duration, step, device, batch_size, trust.
+        window ("sliding" or "whole"), duration, step, device, batch_size, trust_checkpoint.
     """
     # importing pyannote_embloss first turns pyannote.audio telemetry off by default
     import pyannote_embloss

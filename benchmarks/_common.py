@@ -21,7 +21,7 @@ def machine() -> dict:
     """Facts about the machine and software versions the figures come from"""
     import numpy
 
-    from pyannote_embloss.machine import describe_machine
+    from pyannote_embloss.training.machine import describe_machine
 
     facts = describe_machine()
     facts["versions"]["numpy"] = numpy.__version__

@@ -25,7 +25,7 @@ its DataLoader worker, AdamW; augmentation on, as the recipe trains, unless
 
 2. Extraction speed. The model trained in the last round (speed does not depend on
    the weights), in eval mode, embeds the first `--num-files` test files whole,
-   through the plugin's path (pyannote_embloss.embedding.embed_files, what
+   through the plugin's path (pyannote_embloss.inference.embedding.embed_files, what
    `evaluate` uses; `apply` shares iter_embeddings) and through pyannote.audio's
    `Inference(model, window="whole")`, in turns (`--repeats` times, median kept).
    Real-time factor (RTF) = processing time / audio duration (lower is faster),
@@ -101,7 +101,7 @@ def train(name: str, protocol, recipe, args) -> tuple[dict, object]:
     """Train backbone `name` for `args.warmup` + `args.steps` steps: timings, sizes, FLOPs; and the model"""
     from lightning import Callback, seed_everything
 
-    from pyannote_embloss.training import build_model, build_task, configure_optimizer, count_parameters
+    from pyannote_embloss.training.run import build_model, build_task, configure_optimizer, count_parameters
 
     class KeepBatch(Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -141,7 +141,7 @@ def extraction(model, files: list[str], repeats: int) -> dict:
     from pyannote.audio import Inference
     from pyannote.audio.core.io import Audio
 
-    from pyannote_embloss.embedding import embed_files
+    from pyannote_embloss.inference.embedding import embed_files
 
     model.eval()
     inference = Inference(model, window="whole")
@@ -188,7 +188,7 @@ def main():
 
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    from pyannote_embloss.protocols import get_protocol
+    from pyannote_embloss.data.protocols import get_protocol
 
     load = os.getloadavg()[0]
     if load > 0.5:

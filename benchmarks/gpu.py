@@ -10,7 +10,7 @@ Side by side in one run, on one device (``--device``, CUDA when there is one):
   float32 (``32-true``) and in ``bf16-mixed``; with the peak device memory of
   each run (CUDA: ``torch.cuda.max_memory_allocated``; on the CPU, none);
 * **extraction** files/s of whole files, the plugin's path
-  (``pyannote_embloss.embedding.embed_files``: what ``evaluate`` and ``apply``
+  (``pyannote_embloss.inference.embedding.embed_files``: what ``evaluate`` and ``apply``
   run) against pyannote.audio's ``Inference(window="whole")``, same model,
   device and files.
 
@@ -54,7 +54,7 @@ def synthetic_corpus(root: Path, num_speakers: int, files_per_speaker: int, dura
     import torch
     from torchcodec.encoders import AudioEncoder
 
-    from pyannote_embloss.protocols.writer import ProtocolWriter, Utterance, with_durations
+    from pyannote_embloss.data.protocols.writer import ProtocolWriter, Utterance, with_durations
 
     rng = np.random.default_rng(seed)
     t = np.arange(int(duration * SAMPLE_RATE)) / SAMPLE_RATE
@@ -85,7 +85,7 @@ def network(name: str, task):
     """The default recipe's SincTDNN (experiments/aam's architecture section), or WeSpeakerResNet34"""
     from pyannote_embloss.experiment import Experiment
     from pyannote_embloss.models import WeSpeakerResNet34
-    from pyannote_embloss.training import build_model
+    from pyannote_embloss.training.run import build_model
 
     if name == "WeSpeakerResNet34":
         return WeSpeakerResNet34(task=task)
@@ -122,7 +122,7 @@ def train_run(name: str, kind: str, precision: str, protocol, args) -> dict:
     from lightning.pytorch.callbacks import Callback
 
     from pyannote_embloss.config import OptimizerConfig
-    from pyannote_embloss.training import configure_optimizer
+    from pyannote_embloss.training.run import configure_optimizer
 
     class StepTimer(Callback):
         def __init__(self):
@@ -174,7 +174,7 @@ def extraction_run(name: str, paths: list, args) -> dict:
     import torch
     from pyannote.audio import Inference
 
-    from pyannote_embloss.embedding import embed_files
+    from pyannote_embloss.inference.embedding import embed_files
 
     from pyannote.audio.core.task import Problem, Resolution, Specifications
 
@@ -247,7 +247,7 @@ def main(argv=None):
         args.num_workers = 4 if args.cuda else 0
     device_name = torch.cuda.get_device_name(args.device) if args.cuda else "cpu"
 
-    from pyannote_embloss.protocols import get_protocol
+    from pyannote_embloss.data.protocols import get_protocol
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="embloss-gpu-") as tmp:

@@ -2,7 +2,7 @@
 
 Embeds the same test files with the same checkpoint through
 
-  * plugin:   pyannote_embloss.embedding.iter_embeddings, the path of
+  * plugin:   pyannote_embloss.inference.embedding.iter_embeddings, the path of
               `pyannote-audio-emb evaluate` and `apply`;
   * pyannote: pyannote.audio.Inference (what pyannote users, and its pipelines, call),
 
@@ -47,7 +47,7 @@ WINDOWS = ("whole", "sliding")
 def test_files(protocol_name: str, num_files: int) -> list[str]:
     """Audio paths of the first `num_files` files of the test trials (sorted by uri)"""
     from pyannote_embloss.evaluation import Trials
-    from pyannote_embloss.protocols import get_protocol
+    from pyannote_embloss.data.protocols import get_protocol
 
     trials = Trials.from_protocol(get_protocol(protocol_name), "test")
     audio = dict(zip(trials.uris, trials.paths))
@@ -67,9 +67,9 @@ def worker(config: dict) -> dict:
     from pyannote.audio import Inference
     from pyannote.audio.core.io import Audio
 
-    from pyannote_embloss.audio import load_audio
-    from pyannote_embloss.embedding import Window, iter_embeddings
-    from pyannote_embloss.inference import load_model
+    from pyannote_embloss.data.audio import load_audio
+    from pyannote_embloss.inference.embedding import Window, iter_embeddings
+    from pyannote_embloss.inference.pretrained import load_model
 
     model = load_model(config["checkpoint"])
     files = config["files"]
@@ -117,7 +117,7 @@ def long_file(files: list[str], minutes: float, directory: Path) -> Path:
     import scipy.io.wavfile
     from pyannote.audio.core.io import Audio
 
-    from pyannote_embloss.audio import load_audio
+    from pyannote_embloss.data.audio import load_audio
 
     path = directory / f"long-{minutes:g}min.wav"
     if path.is_file():
@@ -138,9 +138,9 @@ def long_worker(config: dict) -> dict:
     set_threads(config["threads"])
     from pyannote.audio import Inference
 
-    from pyannote_embloss.apply import apply
-    from pyannote_embloss.embedding import Window
-    from pyannote_embloss.inference import load_model
+    from pyannote_embloss.inference.apply import apply
+    from pyannote_embloss.inference.embedding import Window
+    from pyannote_embloss.inference.pretrained import load_model
 
     model = load_model(config["checkpoint"])
     before = peak_rss_mb()
@@ -191,7 +191,7 @@ def main():
         print(json.dumps(long_worker(config) if "path" in config else worker(config)))
         return
 
-    from pyannote_embloss.inference import load_model
+    from pyannote_embloss.inference.pretrained import load_model
 
     load_model(args.checkpoint)  # clear error now if the checkpoint is missing
     files = test_files(args.protocol, args.num_files)

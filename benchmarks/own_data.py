@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pyannote_embloss.protocols.speechocean762 import find_corpus  # noqa: E402
+from pyannote_embloss.data.protocols.speechocean762 import find_corpus  # noqa: E402
 
 CLI = [sys.executable, "-m", "pyannote_embloss.cli"]
 

@@ -3,7 +3,7 @@
 A synthetic manifest of N lines (N/100 speakers of 100 files each, whole
 files, durations given: headers are not read, audio is never decoded; the
 files exist but are empty) is turned into a protocol by ``prepare csv``
-(``pyannote_embloss.protocols.prepare_corpus("csv", ...)``: reading,
+(``pyannote_embloss.data.protocols.prepare_corpus("csv", ...)``: reading,
 checking that files exist, uris, 80/10/10 split, trials capped at 20,000,
 lists, RTTM, UEM, one audio link per file, database.yml), for each N of
 `--sizes`, each in a fresh Python process that reports its wall time and its
@@ -31,7 +31,7 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
-from pyannote_embloss.protocols import prepare_corpus
+from pyannote_embloss.data.protocols import prepare_corpus
 manifest, output = sys.argv[1], sys.argv[2]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 start = time.perf_counter()

@@ -13,7 +13,7 @@ non-target pairs), for each N of `--sizes`:
       ``task.setup()``, as a training does (loading the protocol with
       pyannote.database is part of it). The protocol is made of plain lists
       (.lst, .rttm, .uem), so the task reads them once
-      (:mod:`pyannote_embloss.tasks.protocol_lists`). Audio is never touched:
+      (:mod:`pyannote_embloss.data.protocols.lists`). Audio is never touched:
       the "annotated" UEM gives the durations and the "audio" preprocessor
       returns a dummy path.
   (c) before: (b) file by file through pyannote.database, as before the lists
@@ -69,7 +69,7 @@ STEPS = ("write", "task", "before", "upstream")
 
 def synthetic(num_files: int):
     """Train (VoxCeleb2-like) and test (VoxCeleb1-O-like) utterances with durations, no audio"""
-    from pyannote_embloss.protocols.writer import Utterance
+    from pyannote_embloss.data.protocols.writer import Utterance
 
     num_speakers = max(2, num_files // FILES_PER_SPEAKER)
     train = []
@@ -87,7 +87,7 @@ def synthetic(num_files: int):
 
 
 def step_write(num_files: int, directory: Path) -> dict:
-    from pyannote_embloss.protocols.writer import ProtocolWriter, make_trials
+    from pyannote_embloss.data.protocols.writer import ProtocolWriter, make_trials
 
     start = time.perf_counter()
     train, test = synthetic(num_files)
@@ -107,7 +107,7 @@ def step_write(num_files: int, directory: Path) -> dict:
 def step_task(num_files: int, directory: Path, step: str = "task") -> dict:
     from pyannote.audio.core.task import Task
 
-    from pyannote_embloss.protocols import get_protocol
+    from pyannote_embloss.data.protocols import get_protocol
     from pyannote_embloss.tasks import get_task_class
 
     Klass = get_task_class("aam")
@@ -150,7 +150,7 @@ def same_prepared_data(first: Path, second: Path) -> bool:
 
 
 def child(step: str, num_files: int, directory: Path, profile: bool) -> None:
-    import pyannote_embloss.protocols  # noqa: F401  (imports first: their memory is not the step's)
+    import pyannote_embloss.data.protocols  # noqa: F401  (imports first: their memory is not the step's)
     import pyannote_embloss.tasks  # noqa: F401
 
     baseline = peak_rss_mb()

@@ -83,7 +83,7 @@ def plugin(stride: int):
         from pyannote_embloss.config import OptimizerConfig
         from pyannote_embloss.models import SincTDNN
         from pyannote_embloss.tasks import get_task_class
-        from pyannote_embloss.training import configure_optimizer
+        from pyannote_embloss.training.run import configure_optimizer
 
         task = get_task_class("aam")(
             protocol,
@@ -103,7 +103,7 @@ def plugin(stride: int):
 def recipe(protocol, args):
     """(iv) experiments/aam/config.yml, as `pyannote-audio-emb train` builds it"""
     from pyannote_embloss.experiment import Experiment
-    from pyannote_embloss.training import build_model, build_task, configure_optimizer
+    from pyannote_embloss.training.run import build_model, build_task, configure_optimizer
 
     config = Experiment.load(REPOSITORY / "experiments" / "aam").config
     task = build_task(config.task, protocol, augmentation=config.augmentation, batches_per_epoch=10_000)
@@ -177,7 +177,7 @@ def main():
 
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    from pyannote_embloss.protocols import get_protocol
+    from pyannote_embloss.data.protocols import get_protocol
 
     protocol = get_protocol(args.protocol)
     runs = {name: [] for name in SYSTEMS}

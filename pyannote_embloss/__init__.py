@@ -35,8 +35,10 @@ def load(checkpoint, **kwargs):
     >>> verdict.score, verdict.llr, verdict.same_speaker
 
     Keyword arguments (window, duration, step, device, batch_size) are those of
-    :func:`pyannote_embloss.inference.load`.
+    :func:`pyannote_embloss.inference.pretrained.load`.
     """
-    from .inference import load as _load  # lazy: pyannote.audio is imported after the telemetry default
+    # lazy: pyannote.audio is imported after the telemetry default
+    from .evaluation.verify import Verifier
+    from .inference.pretrained import load as _load
 
-    return _load(checkpoint, **kwargs)
+    return _load(checkpoint, verifier=Verifier.from_experiment, **kwargs)

@@ -2,21 +2,29 @@
 
     pyannote-audio-emb prepare speechocean762 [--root DIR] [--download] [--check-audio [--exclude-bad]]
     pyannote-audio-emb prepare voxceleb --root DIR [--trials FILE ...]
-    pyannote-audio-emb prepare folders|kaldi|csv --root DIR_OR_FILE --name NAME [--split 80/10/10]
+    pyannote-audio-emb prepare folders|kaldi|csv --root DIR_OR_FILE --name NAME [--split 80/10/10] [-o DIR]
     pyannote-audio-emb train experiments/aam [PROTOCOL] [--max-epochs N] [--resume] [--devices 2 --strategy ddp]
-    pyannote-audio-emb evaluate experiments/aam [PROTOCOL] [--subset test] [--condition noise:5 ...]
+    pyannote-audio-emb evaluate experiments/aam [PROTOCOL] [--subset test] [--checkpoint C] [--condition noise:5 ...]
     pyannote-audio-emb verify experiments/aam A.wav B.wav [--far 0.01 | --prior P] [--scoring plda]
-    pyannote-audio-emb score experiments/aam TRIALS OUTPUT.csv [--far 0.01 | --prior P] [--scoring plda]
-    pyannote-audio-emb compare experiments/* [PROTOCOL] [--seeds 3] [--condition ...]
+    pyannote-audio-emb score experiments/aam TRIALS -o OUTPUT.csv [--far 0.01 | --prior P] [--scoring plda]
+    pyannote-audio-emb compare experiments/* [PROTOCOL] [--seeds 3] [--condition ...] [-o DIR]
     pyannote-audio-emb train experiments/new PROTOCOL --pretrained CKPT [--freeze-frontend] [--lr LR]
-    pyannote-audio-emb apply experiments/aam (PROTOCOL --subset S | AUDIO_DIR) OUTPUT [--window sliding]
-    pyannote-audio-emb export experiments/aam --onnx OUT.onnx
-    pyannote-audio-emb diarize CHECKPOINT AUDIO --segmentation SEG [--plda DIR]
-    pyannote-audio-emb oracle-der CHECKPOINT [--rttm R --audio A | --conversations N] [--plda DIR]
-    pyannote-audio-emb train-segmentation OUTPUT.ckpt
+    pyannote-audio-emb apply experiments/aam (PROTOCOL --subset S | AUDIO_DIR) -o OUTPUT_DIR [--window sliding]
+    pyannote-audio-emb export experiments/aam -o OUT.onnx
+    pyannote-audio-emb diarize experiments/aam AUDIO --segmentation SEG [-o OUT.rttm] [--plda DIR]
+    pyannote-audio-emb oracle-der experiments/aam [--reference R --audio A | --conversations N] [--plda DIR]
+    pyannote-audio-emb train-segmentation -o OUTPUT.ckpt
 
-The commands are thin: each calls the library function of the same name
-(`pyannote_embloss.training.train`, `...evaluation.verification.evaluate`,
+One grammar (README, "Command line"): the experiment directory is the first
+argument; `--checkpoint` chooses one of its checkpoints; the protocol is the
+PROTOCOL argument or `--protocol`, declared in `--database`; what a command
+writes is `--output` (`-o`). The spellings of the previous release (a
+positional OUTPUT, `--onnx`, `--rttm`, `--json`, `--workers`) still work,
+with a warning (:class:`DeprecatedSpellingWarning`); they go in the next.
+
+The commands are thin: parsing (and the deprecated spellings) here, the
+behaviour in the library function of the same name
+(`pyannote_embloss.training.run.train`, `...evaluation.verification.evaluate`,
 `...comparison.compare`, ...), which behaves the same from Python.
 """
 
@@ -25,6 +33,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -46,7 +55,15 @@ CHECKPOINT_HELP = (
 )
 
 ExperimentDir = typer.Argument(..., help="Experiment directory holding a config.yml.", show_default=False)
+ExperimentOrCheckpointArg = typer.Argument(
+    ..., metavar="EXPERIMENT_DIR|CHECKPOINT", help="Experiment directory holding a config.yml, or a checkpoint (.ckpt) "
+    "written by `pyannote-audio-emb train`.", show_default=False,
+)
 ProtocolArg = typer.Argument(None, help="pyannote.database protocol. Defaults to the config's.", show_default=False)
+ProtocolOpt = typer.Option(
+    None, "--protocol", help="The PROTOCOL argument, as an option (give one of them).", show_default=False
+)
+CheckpointOpt = typer.Option(None, "--checkpoint", help=CHECKPOINT_HELP, show_default=False)
 DatabaseOpt = typer.Option(
     None, "--database", help="database.yml to load. Defaults to those pyannote.database loads: "
     "~/.pyannote/database.yml, ./database.yml, $PYANNOTE_DATABASE_CONFIG."
@@ -69,9 +86,81 @@ PldaOpt = typer.Option(
     None, "--plda", help="PLDA directory (xvec_transform.npz, plda.npz) fitted to the checkpoint's embeddings, as "
     "`evaluate` exports it to EXP/results/PROTOCOL.plda: cluster with VBx.", show_default=False,
 )
-CheckpointArg = typer.Argument(
-    ..., help="Checkpoint (.ckpt) written by `pyannote-audio-emb train`, or an experiment directory.", show_default=False
-)
+
+
+def _output(help: str):
+    """The --output (-o) option: what the command writes"""
+    return typer.Option(None, "--output", "-o", help=help, show_default=False)
+
+
+def _deprecated_option(name: str, current: str):
+    """A spelling of the previous release, hidden from --help: still accepted, with a warning"""
+    return typer.Option(None, name, hidden=True, help=f"Deprecated spelling of {current}.", show_default=False)
+
+
+#: settings of the commands whose OUTPUT was positional: an extra argument is that OUTPUT (see _output_argument)
+OUTPUT_ARGUMENT = {"allow_extra_args": True}
+
+
+def _output_argument(ctx: typer.Context) -> Optional[Path]:
+    """The positional OUTPUT of the previous release (left out of --help), None when not given"""
+    from .errors import ConfigError
+
+    if len(ctx.args) > 1:
+        raise ConfigError(f"Unexpected extra arguments: {' '.join(ctx.args[1:])}.")
+    return Path(ctx.args[0]) if ctx.args else None
+
+
+class DeprecatedSpellingWarning(FutureWarning):
+    """A command-line spelling of the previous release: still accepted (same meaning), removed in the next
+
+    A FutureWarning, so that command-line users see it (Python shows
+    DeprecationWarning to developers only).
+    """
+
+
+#: (deprecated spelling, current spelling) of each command; README.md, "Command line", lists them
+DEPRECATED_SPELLINGS = {
+    "prepare": {"--workers": "--num-workers"},
+    "score": {"OUTPUT": "--output"},
+    "apply": {"OUTPUT": "--output"},
+    "train-segmentation": {"OUTPUT": "--output"},
+    "export": {"--onnx": "--output"},
+    "diarize": {"--rttm": "--output"},
+    "oracle-der": {"--rttm": "--reference", "--json": "--output"},
+}
+
+
+def _spelled(option: str, value, deprecated: str, deprecated_value, missing: Optional[str] = None):
+    """The value of `option`, or the one given with its `deprecated` spelling (with a warning)
+
+    Refuses both (and neither, saying what is `missing`, when given): a
+    ConfigError, one line, exit 2.
+    """
+    from .errors import ConfigError
+
+    if deprecated_value is not None:
+        spelling = f"the {deprecated} argument" if deprecated.isupper() else deprecated  # isupper: positional
+        if value is not None:
+            raise ConfigError(f"{option} and {spelling} (its deprecated spelling) both given: pass {option} only.")
+        if deprecated.isupper():
+            message = f"The {deprecated} argument is deprecated (removed in the next release): use {option} {deprecated}."
+        else:
+            message = f"{deprecated} is deprecated (removed in the next release): use {option}."
+        warnings.warn(message, DeprecatedSpellingWarning, stacklevel=2)
+        return deprecated_value
+    if value is None and missing is not None:
+        raise ConfigError(f"Missing option {option}{' / -o' if option == '--output' else ''}: {missing}.")
+    return value
+
+
+def _protocol(argument: Optional[str], option: Optional[str]) -> Optional[str]:
+    """The protocol, given as the PROTOCOL argument or as --protocol (both: the same one)"""
+    from .errors import ConfigError
+
+    if argument is not None and option is not None and argument != option:
+        raise ConfigError(f"Two protocols given, '{argument}' (PROTOCOL) and '{option}' (--protocol): pass one.")
+    return argument if argument is not None else option
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -107,7 +196,7 @@ def _user_errors(function):
 
 
 def _conditions(conditions: Optional[List[str]]):
-    from .conditions import parse_conditions
+    from .data.conditions import parse_conditions
 
     return parse_conditions(conditions or [])
 
@@ -123,8 +212,8 @@ def prepare(
         "(kaldi), or the manifest file (csv: CSV, TSV or JSON lines)."
     ),
     name: Optional[str] = typer.Option(None, help="Your own data: the database name (protocol NAME.SpeakerVerification.Default)."),
-    output: Optional[Path] = typer.Option(
-        None, help="Where to write the protocol files. Defaults to ./data/<corpus or NAME> (data/<corpus> in a source checkout)."
+    output: Optional[Path] = _output(
+        "Where to write the protocol files. Defaults to ./data/<corpus or NAME> (data/<corpus> in a source checkout)."
     ),
     split: Optional[str] = typer.Option(
         None, help="Your own data: train/development/test percentages of the speakers, when the input does not say (default 80/10/10)."
@@ -143,14 +232,18 @@ def prepare(
     exclude_bad: bool = typer.Option(
         False, "--exclude-bad", help="With --check-audio: leave the files that fail out (listed in bad_files.txt)."
     ),
-    workers: Optional[int] = typer.Option(None, help="Parallel readers of audio headers (and decoders with --check-audio)."),
+    num_workers: Optional[int] = typer.Option(
+        None, "--num-workers", help="Parallel readers of audio headers (and decoders with --check-audio)."
+    ),
+    workers: Optional[int] = _deprecated_option("--workers", "--num-workers"),
     force: bool = typer.Option(
         False, "--force", help="Your own data: write NAME even when it hides a known corpus or another database.yml's protocols."
     ),
     progress: bool = ProgressOpt,
 ):
     """Turn a corpus, or your own speakers, into pyannote.database speaker verification protocols."""
-    from .protocols import load_registry, prepare_corpus, register, unregistered_hint
+    num_workers = _spelled("--num-workers", num_workers, "--workers", workers)
+    from .data.protocols import load_registry, prepare_corpus, register, unregistered_hint
 
     database_yml = prepare_corpus(
         corpus,
@@ -164,7 +257,7 @@ def prepare(
         trials=trials,
         check_audio=check_audio,
         exclude_bad=exclude_bad,
-        num_workers=workers,
+        num_workers=num_workers,
         progress=progress,
         register_in_cwd=False,
         force=force,
@@ -182,6 +275,7 @@ def prepare(
 def train(
     experiment_dir: Path = ExperimentDir,
     protocol: Optional[str] = ProtocolArg,
+    protocol_option: Optional[str] = ProtocolOpt,
     database: Optional[str] = DatabaseOpt,
     max_epochs: Optional[int] = typer.Option(None, help="Override trainer.max_epochs."),
     batches_per_epoch: Optional[int] = typer.Option(None, help="Override task.params.batches_per_epoch."),
@@ -209,9 +303,10 @@ def train(
 
     A new EXPERIMENT_DIR, given with a PROTOCOL, starts from the default recipe (experiments/aam's config.yml).
     """
+    protocol = _protocol(protocol, protocol_option)
     from .experiment import Experiment
-    from .training import TrainingOptions
-    from .training import train as train_experiment
+    from .training.run import TrainingOptions
+    from .training.run import train as train_experiment
 
     options = TrainingOptions(
         protocol=protocol,
@@ -298,9 +393,10 @@ def _format_calibration(results: dict) -> List[str]:
 def evaluate(
     experiment_dir: Path = ExperimentDir,
     protocol: Optional[str] = ProtocolArg,
+    protocol_option: Optional[str] = ProtocolOpt,
     subset: str = typer.Option("test", help="Trials subset: test or development."),
     database: Optional[str] = DatabaseOpt,
-    checkpoint: Optional[Path] = typer.Option(None, help=CHECKPOINT_HELP),
+    checkpoint: Optional[Path] = CheckpointOpt,
     norm: bool = typer.Option(
         True, "--norm/--no-norm", help="Also report mean-normalised, AS-norm and PLDA scores (and export the PLDA for VBx)."
     ),
@@ -328,6 +424,7 @@ def evaluate(
     progress: bool = ProgressOpt,
 ):
     """Embed each trial file whole, score (cosine, normalised, PLDA), report EER and minDCF; calibrate on development trials."""
+    protocol = _protocol(protocol, protocol_option)
     from .evaluation.verification import EvaluationOptions
     from .evaluation.verification import evaluate as evaluate_experiment
     from .experiment import Experiment
@@ -372,7 +469,8 @@ PriorOpt = typer.Option(
 )
 ScoringOpt = typer.Option("cosine", "--scoring", help="cosine, or plda (the PLDA evaluate fitted and exported).")
 EvaluatedProtocolOpt = typer.Option(
-    None, "--protocol", help="Protocol of the evaluation whose calibration to use. Defaults to the config's."
+    None, "--protocol", help="Protocol of the evaluation whose calibration to use. Defaults to the config's.",
+    show_default=False,
 )
 
 
@@ -386,13 +484,16 @@ def verify(
     prior: Optional[float] = PriorOpt,
     scoring: str = ScoringOpt,
     protocol: Optional[str] = EvaluatedProtocolOpt,
+    database: Optional[str] = DatabaseOpt,
+    checkpoint: Optional[Path] = CheckpointOpt,
     trust_checkpoint: bool = TrustOpt,
 ):
     """Same speaker? Score, calibrated LLR and decision of two audio files (needs `evaluate` first)."""
-    from .verify import verify as verify_files
+    from .evaluation.verify import verify as verify_files
 
     verdict = verify_files(
-        experiment_dir, audio1, audio2, far=far, prior=prior, scoring=scoring, protocol=protocol, trust=trust_checkpoint
+        experiment_dir, audio1, audio2, far=far, prior=prior, scoring=scoring, protocol=protocol,
+        database=database, checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
     )
     typer.echo(
         f"score = {verdict.score:.4f} ({scoring})  llr = {verdict.llr:.3f}  "
@@ -400,27 +501,31 @@ def verify(
     )
 
 
-@app.command()
+@app.command(context_settings=OUTPUT_ARGUMENT)
 @_user_errors
 def score(
+    ctx: typer.Context,
     experiment_dir: Path = ExperimentDir,
     trials: Path = typer.Argument(
         ..., help="Trial list, one trial a line: '[1|0] pathA pathB' (paths relative to its folder).", show_default=False
     ),
-    output: Path = typer.Argument(..., help="CSV to write: path1,path2,score,llr,decision.", show_default=False),
+    output: Optional[Path] = _output("CSV to write: path1,path2,score,llr,decision."),
     far: Optional[float] = FarOpt,
     prior: Optional[float] = PriorOpt,
     scoring: str = ScoringOpt,
     protocol: Optional[str] = EvaluatedProtocolOpt,
+    database: Optional[str] = DatabaseOpt,
+    checkpoint: Optional[Path] = CheckpointOpt,
     trust_checkpoint: bool = TrustOpt,
     progress: bool = ProgressOpt,
 ):
     """Score a trial list: score, calibrated LLR and decision (1 = same speaker) of each trial, in a CSV."""
-    from .verify import score_trial_list
+    output = _spelled("--output", output, "OUTPUT", _output_argument(ctx), missing="the CSV file to write")
+    from .evaluation.verify import score_trial_list
 
     summary = score_trial_list(
         experiment_dir, trials, output, far=far, prior=prior, scoring=scoring, protocol=protocol,
-        progress=progress, trust=trust_checkpoint,
+        progress=progress, database=database, checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
     )
     message = (
         f"{summary['num_trials']} trials ({summary['num_files']} files) scored at {summary['operating_point']}: "
@@ -444,25 +549,29 @@ def compare(
     subset: str = typer.Option("test", help="Trials subset: test or development."),
     seeds: int = typer.Option(1, help="Seeds per experiment: report mean and spread over them."),
     train: bool = typer.Option(True, "--train/--no-train", help="Train experiments that are not trained yet."),
-    output: Path = typer.Option(Path("results/comparison"), help="Where to write the tables and plots."),
+    output: Path = typer.Option(
+        Path("results/comparison"), "--output", "-o", help="Directory to write the tables and plots to."
+    ),
     condition: Optional[List[str]] = ConditionOpt,
     noise_dir: Optional[Path] = NoiseDirOpt,
     rir_dir: Optional[Path] = RirDirOpt,
+    protocol_option: Optional[str] = ProtocolOpt,
     database: Optional[str] = DatabaseOpt,
     progress: bool = ProgressOpt,
 ):
     """Train (when needed) and evaluate experiments on the same trials: tables, DET curves, significance."""
-    from .comparison import compare as compare_experiments
-    from .comparison import expand_experiments
+    from .training.comparison import ComparisonOptions
+    from .training.comparison import compare as compare_experiments
+    from .training.comparison import expand_experiments
 
     protocol = None
     if len(arguments) > 1 and not Path(arguments[-1]).exists():
         *arguments, protocol = arguments
+    protocol = _protocol(protocol, protocol_option)
     directories, skipped = expand_experiments(arguments)
     for directory, reason in skipped:
         typer.secho(f"Skipping '{directory}': {reason}", fg=typer.colors.YELLOW, err=True)
-    paths = compare_experiments(
-        directories,
+    options = ComparisonOptions(
         output=output,
         protocol=protocol,
         database=database,
@@ -474,23 +583,26 @@ def compare(
         noise_dir=noise_dir,
         rir_dir=rir_dir,
     )
+    paths = compare_experiments(directories, options)
     typer.echo(Path(paths["markdown"]).read_text())
     for key, path in paths.items():
         typer.echo(f"{key}: {path}")
 
 
-@app.command()
+@app.command(context_settings=OUTPUT_ARGUMENT)
 @_user_errors
 def apply(
+    ctx: typer.Context,
     experiment_dir: Path = ExperimentDir,
-    source: str = typer.Argument(
-        ..., metavar="PROTOCOL|AUDIO_DIR", help="pyannote.database protocol (with --subset), or a directory of audio files.",
-        show_default=False,
+    source: Optional[str] = typer.Argument(
+        None, metavar="PROTOCOL|AUDIO_DIR", help="pyannote.database protocol (with --subset), or a directory of audio "
+        "files.", show_default=False,
     ),
-    output: Path = typer.Argument(..., help="Output directory: one .npy per file, index.csv.", show_default=False),
+    output: Optional[Path] = _output("Output directory: one .npy per file, index.csv."),
+    protocol_option: Optional[str] = ProtocolOpt,
     subset: str = typer.Option("test", help="Protocol subset: train, development or test."),
     database: Optional[str] = DatabaseOpt,
-    checkpoint: Optional[Path] = typer.Option(None, help=CHECKPOINT_HELP),
+    checkpoint: Optional[Path] = CheckpointOpt,
     window: str = typer.Option("whole", help="whole: one embedding per file; sliding: one per window."),
     duration: Optional[float] = typer.Option(None, help="Sliding window duration (s). Defaults to the training chunks'."),
     step: Optional[float] = typer.Option(None, help="Sliding window step (s). Defaults to a quarter of --duration."),
@@ -503,13 +615,22 @@ def apply(
     progress: bool = ProgressOpt,
 ):
     """Embed every file of a protocol subset or of a directory; save .npy files and an index (resumable)."""
-    from .apply import apply as apply_model
-    from .errors import MissingFileError
-    from .apply import protocol_files
-    from .audio import audio_directory_files
-    from .embedding import Window
+    from .errors import ConfigError, MissingFileError
+
+    if source is not None and protocol_option is not None:
+        raise ConfigError(
+            f"Two sources given, '{source}' (PROTOCOL|AUDIO_DIR) and --protocol '{protocol_option}': pass one."
+        )
+    source = source if source is not None else protocol_option
+    if source is None:
+        raise ConfigError("Missing argument PROTOCOL|AUDIO_DIR (or option --protocol): what to embed.")
+    output = _spelled("--output", output, "OUTPUT", _output_argument(ctx), missing="the directory to write the embeddings to")
+    from .inference.apply import apply as apply_model
+    from .inference.apply import protocol_files
+    from .data.audio import audio_directory_files
+    from .inference.embedding import Window
     from .experiment import Experiment
-    from .loading import load_model
+    from .inference.loading import load_model
 
     experiment = Experiment.load(experiment_dir)
     window = Window(window, duration=duration, step=step)
@@ -541,17 +662,19 @@ def apply(
 @_user_errors
 def export(
     experiment_dir: Path = ExperimentDir,
-    onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write.", show_default=False),
-    checkpoint: Optional[Path] = typer.Option(None, help=CHECKPOINT_HELP),
+    output: Optional[Path] = _output("ONNX file to write."),
+    onnx: Optional[Path] = _deprecated_option("--onnx", "--output"),
+    checkpoint: Optional[Path] = CheckpointOpt,
     trust_checkpoint: bool = TrustOpt,
 ):
     """Export the embedding network (no loss) to ONNX: waveforms (batch, 1, samples) -> embeddings."""
+    output = _spelled("--output", output, "--onnx", onnx, missing="the ONNX file to write")
     from .experiment import Experiment
-    from .export import INPUT_NAME, OUTPUT_NAME, export_onnx
-    from .loading import load_model
+    from .inference.export import INPUT_NAME, OUTPUT_NAME, export_onnx
+    from .inference.loading import load_model
 
     model = load_model(Experiment.load(experiment_dir), checkpoint, trust=trust_checkpoint)
-    path = export_onnx(model, onnx)
+    path = export_onnx(model, output)
     typer.echo(
         f"{path}: {INPUT_NAME} (batch, 1, samples) float32 at {model.audio.sample_rate} Hz "
         f"-> {OUTPUT_NAME} (batch, {model.dimension})"
@@ -561,42 +684,61 @@ def export(
 @app.command()
 @_user_errors
 def diarize(
-    checkpoint: Path = CheckpointArg,
+    experiment: Path = ExperimentOrCheckpointArg,
     audio: Path = typer.Argument(..., help="Audio file.", show_default=False),
     segmentation: Path = typer.Option(..., help="Segmentation checkpoint (e.g. pyannote/segmentation-3.0's pytorch_model.bin)."),
     num_speakers: Optional[int] = typer.Option(None, help="Number of speakers, when known."),
-    output: Optional[Path] = typer.Option(None, "--rttm", help="Write the diarization to this RTTM file."),
+    output: Optional[Path] = _output("RTTM file to write the diarization to (it is printed in any case)."),
+    rttm: Optional[Path] = _deprecated_option("--rttm", "--output"),
     plda: Optional[Path] = PldaOpt,
+    checkpoint: Optional[Path] = CheckpointOpt,
+    trust_checkpoint: bool = TrustOpt,
 ):
-    """Speaker diarization of AUDIO with pyannote's pipeline and the checkpoint's embeddings (AHC, or VBx with --plda)."""
+    """Speaker diarization of AUDIO with pyannote's pipeline and the experiment's embeddings (AHC, or VBx with --plda)."""
+    output = _spelled("--output", output, "--rttm", rttm)
     from .pipelines.diarization import diarize as diarize_file
 
-    diarization = diarize_file(checkpoint, audio, segmentation, num_speakers=num_speakers, rttm=output, plda=plda)
+    diarization = diarize_file(
+        experiment, audio, segmentation, num_speakers=num_speakers, output=output, plda=plda,
+        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
+    )
     typer.echo(diarization.to_rttm(), nl=False)
 
 
 @app.command("oracle-der")
 @_user_errors
 def oracle_der(
-    checkpoint: Path = CheckpointArg,
-    rttm: Optional[Path] = typer.Option(None, help="Reference RTTM. Defaults to pyannote.audio's sample.rttm."),
-    audio: Optional[Path] = typer.Option(None, help="Audio file of the RTTM's (single) uri. Required with --rttm."),
+    experiment: Path = ExperimentOrCheckpointArg,
+    reference: Optional[Path] = typer.Option(
+        None, "--reference", help="Reference RTTM (of a single file). Defaults to pyannote.audio's sample.rttm.",
+        show_default=False,
+    ),
+    rttm: Optional[Path] = _deprecated_option("--rttm", "--reference"),
+    audio: Optional[Path] = typer.Option(None, help="Audio file of the reference's (single) uri. Required with --reference."),
     conversations: int = typer.Option(
-        0, help="Instead, N synthetic 3-speaker conversations of SpeechOcean762 test speakers (see --database)."
+        0, help="Instead, N synthetic 3-speaker conversations of the test speakers of --protocol."
     ),
-    database: Optional[str] = typer.Option(
-        None, "--database", help="database.yml of SpeechOcean762.SpeakerVerification.Default (with --conversations)."
+    protocol: Optional[str] = typer.Option(
+        None, "--protocol", help="With --conversations: the protocol whose test speakers talk. "
+        "Defaults to SpeechOcean762.SpeakerVerification.Default.", show_default=False,
     ),
+    database: Optional[str] = DatabaseOpt,
     method: str = typer.Option("average", help="Agglomerative clustering linkage."),
-    output: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this JSON file."),
+    output: Optional[Path] = _output("JSON file to write the report to (it is printed in any case)."),
+    json_output: Optional[Path] = _deprecated_option("--json", "--output"),
     plda: Optional[Path] = PldaOpt,
+    checkpoint: Optional[Path] = CheckpointOpt,
+    trust_checkpoint: bool = TrustOpt,
 ):
-    """DER of reference speech turns clustered with the checkpoint's embeddings (oracle number of speakers)."""
+    """DER of reference speech turns clustered with the experiment's embeddings (oracle number of speakers)."""
+    reference = _spelled("--reference", reference, "--rttm", rttm)
+    output = _spelled("--output", output, "--json", json_output)
     from .pipelines.oracle import oracle_der_report
 
     report = oracle_der_report(
-        checkpoint, rttm=rttm, audio=audio, conversations=conversations, database=database, method=method,
-        output=output, plda=plda,
+        experiment, reference=reference, audio=audio, conversations=conversations, protocol=protocol,
+        database=database, method=method, output=output, plda=plda, checkpoint=checkpoint,
+        trust_checkpoint=trust_checkpoint,
     )
     for file in report["files"]:
         vbx = ""
@@ -620,15 +762,17 @@ def oracle_der(
     )
 
 
-@app.command("train-segmentation")
+@app.command("train-segmentation", context_settings=OUTPUT_ARGUMENT)
 @_user_errors
 def train_segmentation(
-    output: Path = typer.Argument(..., help="Checkpoint to write (.ckpt).", show_default=False),
+    ctx: typer.Context,
+    output: Optional[Path] = _output("Checkpoint to write (.ckpt)."),
     max_epochs: int = typer.Option(10, help="Number of epochs."),
     batches_per_epoch: int = typer.Option(8, help="Batches per epoch."),
     progress: bool = ProgressOpt,
 ):
     """Train a small PyanNet segmentation model on pyannote.audio's sample (offline demonstration model)."""
+    output = _spelled("--output", output, "OUTPUT", _output_argument(ctx), missing="the checkpoint (.ckpt) to write")
     from .pipelines.segmentation import train_segmentation as train_model
 
     checkpoint = train_model(output, max_epochs=max_epochs, batches_per_epoch=batches_per_epoch, progress_bar=progress)

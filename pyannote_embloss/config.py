@@ -1,14 +1,24 @@
-"""The experiment configuration: `config.yml`, parsed once into typed sections
+"""The experiment configuration: `config.yml`, parsed and checked once into typed sections
 
-:meth:`ExperimentConfig.read` (what ``Experiment.load`` calls) reads an
-experiment's ``config.yml`` once into an :class:`ExperimentConfig`, and each
-module receives its own section: the task builder the :class:`TaskConfig`, the
-model builder the :class:`ArchitectureConfig`, the optimizer its
-:class:`OptimizerConfig` and :class:`SchedulerConfig`, the margin schedule its
-:class:`MarginSchedulerConfig`, the trainer its mapping of
-``lightning.Trainer`` arguments.
+This module is the one validator of config.yml, and sits at the bottom of the
+package: the stages (data, models, losses, inference, evaluation, tasks,
+training) import it, never the reverse. :meth:`ExperimentConfig.read` (what
+``Experiment.load`` calls) reads an experiment's ``config.yml`` once into an
+:class:`ExperimentConfig`, and each stage receives its own section: the task
+builder the :class:`TaskConfig`, the model builder the
+:class:`ArchitectureConfig`, the optimizer its :class:`OptimizerConfig` and
+:class:`SchedulerConfig`, the margin schedule its
+:class:`MarginSchedulerConfig`, the augmentation its checked mapping
+(:func:`check_augmentation`), the trainer its mapping of ``lightning.Trainer``
+arguments. Tasks, losses and models take these values as they are: they
+re-check nothing.
 
-Every error a config.yml can hold is reported there, before anything runs,
+Names resolve through the registries declared here (:data:`LOSSES`,
+:data:`ARCHITECTURES`; optimizers and schedulers by name in torch.optim, as
+WeSpeaker does it): an implementation is imported only when a section that
+names it is checked or built (:func:`resolve`).
+
+Every error a config.yml can hold is reported here, before anything runs,
 as a one-line :class:`~pyannote_embloss.errors.ConfigError` naming the file,
 the key, the value and what to do (``pyannote-audio-emb`` exits with code 2):
 
@@ -26,25 +36,43 @@ the key, the value and what to do (``pyannote-audio-emb`` exits with code 2):
 Only two checks need the training data: a chunk ``duration`` longer than
 every training file and more ``num_classes_per_batch`` than training
 classes. They run when the task prepares its data, which training does
-before it starts (:func:`pyannote_embloss.training.train`).
+before it starts (:func:`pyannote_embloss.training.run.train`).
 
 :meth:`ExperimentConfig.to_dict` gives the validated configuration as the
-plain mapping that :mod:`pyannote_embloss.run_config` hashes.
+plain mapping that :mod:`pyannote_embloss.training.run_config` hashes.
+
+The walk of a value: ``margin``, from config.yml to the loss (6 stops)
+----------------------------------------------------------------------
+
+1. ``config.yml``: ``task: {name: aam, params: {margin: 0.2}}``.
+2. :meth:`TaskConfig.parse` (here): ``aam`` is found in :data:`LOSSES`, ``margin``
+   among its loss' parameters, its value in :data:`PARAM_RANGES`; the only check.
+3. :func:`pyannote_embloss.training.run.build_task`: ``section.task_class(protocol, **section.params)``.
+4. :class:`pyannote_embloss.tasks.base.SpeakerEmbeddingTask` ``__init__``: keeps it in ``loss_params``.
+5. ``SpeakerEmbeddingTask.setup_loss_func``: ``self.loss_class(..., **self.loss_params)``.
+6. :class:`pyannote_embloss.losses.margin.AdditiveAngularMarginLoss`: ``self.margin``, which ``forward`` uses.
+
+A ``margin_scheduler`` then moves ``loss_func.margin`` at each step
+(:class:`pyannote_embloss.training.schedules.MarginScheduler`, which starts
+from :attr:`TaskConfig.loss_params`), and a ``large_margin`` stage trains
+again with its own margin (:mod:`pyannote_embloss.training.large_margin`).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
+import math
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import yaml
 
 from .errors import ConfigError, did_you_mean
-from .schedules import MarginSchedulerConfig, SchedulerConfig, check_margin_scheduler, check_scheduler
+from .io import audio_files, config_directory, split_files
 
 __all__ = [
     "SECTIONS",
@@ -79,6 +107,8 @@ SECTIONS = (
 #: the sections of an experiment whose architecture needs no training
 UNTRAINED_SECTIONS = ("protocol", "seed", "architecture", "description")
 LOGGERS = ("csv", "tensorboard")
+#: lightning.Trainer arguments of every run unless config.yml sets them
+TRAINER_DEFAULTS = {"max_epochs": 10, "log_every_n_steps": 1, "num_sanity_val_steps": 0}
 #: lightning.Trainer arguments that training sets itself
 TRAINER_RESERVED = ("default_root_dir", "callbacks", "logger", "enable_progress_bar", "enable_model_summary")
 
@@ -190,6 +220,352 @@ def _signature(function, exclude: Iterable[str]) -> tuple:
     return names, any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
+# ---------------------------------------------------------------- registries
+
+#: The registries: each name config.yml can give, and the "module:attribute" that implements it. Names are
+#: listed (and misspellings suggested) from these tables alone; an implementation is imported, by
+#: :func:`resolve`, only when a section that names it is checked or built. So this module sits below
+#: every stage: losses, models and tasks import it, never the reverse. Optimizers and schedulers resolve
+#: the same way, by name, in torch.optim (``getattr(torch.optim, name)``).
+LOSSES: Dict[str, str] = {
+    "softmax": "pyannote_embloss.losses.softmax:SoftmaxLoss",
+    "center": "pyannote_embloss.losses.center:CenterLoss",
+    "coco": "pyannote_embloss.losses.coco:CongenerousCosineLoss",
+    "aam": "pyannote_embloss.losses.margin:AdditiveAngularMarginLoss",
+    "am": "pyannote_embloss.losses.margin:AdditiveMarginLoss",
+    "subcenter_aam": "pyannote_embloss.losses.subcenter:SubCenterAdditiveAngularMarginLoss",
+    "contrastive": "pyannote_embloss.losses.contrastive:ContrastiveLoss",
+    "triplet": "pyannote_embloss.losses.triplet:TripletLoss",
+}
+#: one task per loss, under the loss' name (derived from LOSSES by :mod:`pyannote_embloss.tasks`)
+TASKS = "pyannote_embloss.tasks:TASKS"
+ARCHITECTURES: Dict[str, str] = {
+    "SincTDNN": "pyannote_embloss.models.sinctdnn:SincTDNN",
+    "ECAPATDNN": "pyannote_embloss.models.ecapa:ECAPATDNN",
+    "WeSpeakerResNet34": "pyannote_embloss.models.wespeaker:WeSpeakerResNet34",
+    "LogMelStatistics": "pyannote_embloss.models.logmel:LogMelStatistics",
+}
+#: resolves an architecture name, or any "module.Class" path of a pyannote.audio Model
+ARCHITECTURE_RESOLVER = "pyannote_embloss.models:get_architecture"
+
+
+def resolve(path: str):
+    """The attribute a registry's "module:attribute" `path` names (its module imported then)"""
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def known(registry: Dict[str, str], name, kind: str) -> str:
+    """`name` when `registry` has it; else a ConfigError listing the known names and the closest one"""
+    if isinstance(name, str) and name in registry:
+        return name
+    raise ConfigError(f"Unknown {kind} {name!r}{did_you_mean(str(name), registry)}. Known {kind}s: {', '.join(registry)}.")
+
+
+def parameter_names(function, exclude: Iterable[str] = ("self",)) -> list:
+    """Names of the keyword parameters of `function` but `exclude` (not *args, **kwargs)"""
+    return _signature(function, exclude)[0]
+
+
+def parameter_defaults(function) -> Dict[str, Any]:
+    """Default value of each parameter of `function` that has one"""
+    return {
+        name: p.default for name, p in inspect.signature(function).parameters.items() if p.default is not p.empty
+    }
+
+
+# ---------------------------------------------------------------- schedules
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """`scheduler:` section: a torch.optim.lr_scheduler class, its keyword arguments, its interval
+
+    Attributes
+    ----------
+    name : str
+        Name of a torch.optim.lr_scheduler class, e.g. "OneCycleLR".
+    params : dict
+        Its keyword arguments; those of SequentialLR and ChainedScheduler hold
+        "schedulers", a list of {"name", "params"} mappings.
+    interval : {"step", "epoch"}
+        Stepped after every optimizer step, or every epoch.
+    """
+
+    name: str
+    params: Dict[str, Any] = field(default_factory=dict)
+    interval: str = "step"
+
+
+@dataclass(frozen=True)
+class MarginSchedulerConfig:
+    """`margin_scheduler:` section: the loss' margin, `initial` until start_step, then up to its own at end_step
+
+    See :func:`pyannote_embloss.training.schedules.margin_at`.
+    """
+
+    initial: float = 0.0
+    start_step: int = 0
+    end_step: int = 0
+    increase: str = "linear"
+
+
+def _scheduler_class(name, path: Path):
+    import torch
+
+    Klass = getattr(torch.optim.lr_scheduler, str(name), None)
+    if not (isinstance(Klass, type) and issubclass(Klass, torch.optim.lr_scheduler.LRScheduler)):
+        known = sorted(
+            n
+            for n, c in vars(torch.optim.lr_scheduler).items()
+            if isinstance(c, type) and issubclass(c, torch.optim.lr_scheduler.LRScheduler) and not n.startswith("_")
+            and n != "LRScheduler"
+        )
+        raise ConfigError(
+            f"{path}: unknown scheduler {name!r}{did_you_mean(name, known)}: use the name of a "
+            f"torch.optim.lr_scheduler class ({', '.join(known)})."
+        )
+    return Klass
+
+
+def _check_spec(spec, path: Path, where: str) -> dict:
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ConfigError(f"{path}: '{where}' needs a 'name' (a torch.optim.lr_scheduler class) and 'params'.")
+    for key in spec:
+        if key not in ("name", "params", "interval"):
+            raise ConfigError(
+                f"{path}: unknown key {key!r} in '{where}'{did_you_mean(key, ('name', 'params', 'interval'))}: "
+                "use name, params, interval."
+            )
+    Klass = _scheduler_class(spec["name"], path)
+    params = dict(spec.get("params") or {})
+    accepted = sorted(parameter_names(Klass.__init__, ("self", "optimizer")))
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(
+                f"{path}: unknown parameter {key!r} for scheduler {spec['name']}{did_you_mean(key, accepted)}: "
+                f"it takes {', '.join(accepted)}."
+            )
+    if "schedulers" in params:
+        if not isinstance(params["schedulers"], list):
+            raise ConfigError(f"{path}: '{where}.params.schedulers' must be a list of {{name, params}}.")
+        params["schedulers"] = [
+            _check_spec(s, path, f"{where}.params.schedulers[{i}]") for i, s in enumerate(params["schedulers"])
+        ]
+    return {"name": str(spec["name"]), "params": params}
+
+
+def check_scheduler(section, path: Path) -> Optional[SchedulerConfig]:
+    """Validated `scheduler:` section (None when absent)
+
+    Raises
+    ------
+    ConfigError
+        On an unknown scheduler name, parameter or interval.
+    """
+    if section is None:
+        return None
+    checked = _check_spec(section, path, "scheduler")
+    interval = section.get("interval", "step")
+    if interval not in ("step", "epoch"):
+        raise ConfigError(f"{path}: scheduler interval must be 'step' or 'epoch' (got {interval!r}).")
+    return SchedulerConfig(checked["name"], checked["params"], interval)
+
+
+def check_margin_scheduler(section, path: Path) -> Optional[MarginSchedulerConfig]:
+    """Validated `margin_scheduler:` section (None when absent)"""
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'margin_scheduler' must be a mapping (initial, start_step, end_step, increase).")
+    keys = ("initial", "start_step", "end_step", "increase")
+    for key in section:
+        if key not in keys:
+            raise ConfigError(
+                f"{path}: unknown key {key!r} in 'margin_scheduler'{did_you_mean(key, keys)}: use {', '.join(keys)}."
+            )
+    initial = section.get("initial", 0.0)
+    if isinstance(initial, bool) or not isinstance(initial, (int, float)) or initial < 0:
+        raise ConfigError(f"{path}: margin_scheduler.initial must be a number >= 0 (got {initial!r}).")
+    for key in ("start_step", "end_step"):
+        value = section.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{path}: margin_scheduler.{key} must be an integer >= 0 (got {value!r}).")
+    checked = {
+        "initial": float(section.get("initial", 0.0)),
+        "start_step": int(section.get("start_step", 0)),
+        "end_step": int(section.get("end_step", 0)),
+        "increase": section.get("increase", "linear"),
+    }
+    if not 0 <= checked["start_step"] <= checked["end_step"]:
+        raise ConfigError(
+            f"{path}: margin_scheduler needs 0 <= start_step <= end_step (got {checked['start_step']} and "
+            f"{checked['end_step']})."
+        )
+    if checked["increase"] not in ("linear", "exp"):
+        raise ConfigError(f"{path}: margin_scheduler increase must be 'linear' or 'exp' (got {checked['increase']!r}).")
+    return MarginSchedulerConfig(**checked)
+
+
+def _build(spec: dict, optimizer, total: int):
+    import torch
+
+    Klass = getattr(torch.optim.lr_scheduler, spec["name"])
+    params = dict(spec["params"])
+    if "schedulers" in params:
+        params["schedulers"] = [_build(s, optimizer, total) for s in params["schedulers"]]
+    if spec["name"] == "OneCycleLR":
+        params.setdefault("total_steps", total)
+        params.setdefault("max_lr", [group["lr"] for group in optimizer.param_groups])
+    if spec["name"] == "CosineAnnealingLR":
+        params.setdefault("T_max", total)
+    return Klass(optimizer, **params)
+
+
+def build_scheduler(section: SchedulerConfig, optimizer, total_steps: int, total_epochs: int) -> dict:
+    """Lightning ``lr_scheduler`` configuration of `optimizer`
+
+    Parameters
+    ----------
+    section : SchedulerConfig
+        The `scheduler:` section (:func:`check_scheduler`).
+    total_steps, total_epochs : int
+        Length of the run, for OneCycleLR's ``total_steps`` and
+        CosineAnnealingLR's ``T_max`` when not given (in steps or epochs, as
+        the interval).
+    """
+    total = total_steps if section.interval == "step" else total_epochs
+    spec = {"name": section.name, "params": section.params}
+    return {"scheduler": _build(spec, optimizer, total), "interval": section.interval, "frequency": 1}
+
+
+# ---------------------------------------------------------------- augmentation
+
+#: the augmentation transforms (pyannote_embloss.data.augmentation applies them)
+TRANSFORMS = ("babble", "noise", "colored_noise", "reverb")
+#: which files of a noise or impulse response folder a transform draws from (io.file_subset)
+AUGMENTATION_SUBSETS = ("train", "test", "all")
+
+
+def _range(value, key: str, path: Path, low: float = -math.inf) -> Tuple[float, float]:
+    if isinstance(value, (int, float)):
+        value = (value, value)
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)):
+        raise ConfigError(f"{path}: augmentation {key} must be a number or a [min, max] pair (got {value!r}).")
+    lo, hi = float(value[0]), float(value[1])
+    if lo > hi:
+        raise ConfigError(f"{path}: augmentation {key} range [{lo}, {hi}] has min > max: write it [{hi}, {lo}].")
+    if lo < low:
+        raise ConfigError(f"{path}: augmentation {key} must be at least {low} (got [{lo}, {hi}]).")
+    return lo, hi
+
+
+def _probability(value, key: str, path: Path) -> float:
+    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{path}: augmentation {key} must be a probability in [0, 1] (got {value!r}).")
+    return float(value)
+
+
+_TRANSFORM_KEYS = {
+    "babble": {"snr", "speakers"},
+    "noise": {"directory", "snr", "categories", "subset"},
+    "colored_noise": {"snr", "f_decay"},
+    "reverb": {"directory", "rt60", "num", "subset"},
+}
+
+
+def check_transform(transform, path: Path) -> dict:
+    """Validated transform entry of the `augmentation.transforms` list"""
+    if not isinstance(transform, dict) or "name" not in transform:
+        raise ConfigError(f"{path}: each augmentation transform needs a 'name' ({', '.join(TRANSFORMS)}), got {transform!r}.")
+    name = transform["name"]
+    if name not in TRANSFORMS:
+        raise ConfigError(
+            f"{path}: unknown augmentation transform {name!r}{did_you_mean(name, TRANSFORMS)}: use one of "
+            f"{', '.join(TRANSFORMS)}."
+        )
+    valid = sorted(_TRANSFORM_KEYS[name] | {"name", "probability", "weight"})
+    unknown = sorted(set(transform) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r} for augmentation '{name}'{did_you_mean(unknown[0], valid)}: it takes "
+            f"{', '.join(k for k in valid if k != 'name')}."
+        )
+    checked = {
+        "name": name,
+        "probability": _probability(transform.get("probability", 1.0), f"'{name}' probability", path),
+        "weight": float(transform.get("weight", 1.0)),
+    }
+    if checked["weight"] <= 0:
+        raise ConfigError(f"{path}: augmentation '{name}' weight must be positive.")
+    subset = transform.get("subset", "train")
+    if subset not in AUGMENTATION_SUBSETS:
+        raise ConfigError(f"{path}: augmentation '{name}' subset must be one of {', '.join(AUGMENTATION_SUBSETS)} (got {subset!r}).")
+    if name == "babble":
+        checked["snr"] = _range(transform.get("snr", (13.0, 20.0)), "babble snr", path)
+        checked["speakers"] = tuple(int(v) for v in _range(transform.get("speakers", (3, 6)), "babble speakers", path, low=1))
+    elif name == "colored_noise":
+        checked["snr"] = _range(transform.get("snr", (5.0, 20.0)), "colored_noise snr", path)
+        checked["f_decay"] = _range(transform.get("f_decay", (-2.0, 2.0)), "colored_noise f_decay", path)
+    elif name == "noise":
+        if "directory" not in transform:
+            raise ConfigError(f"{path}: augmentation 'noise' needs a 'directory' of noise audio files (e.g. MUSAN).")
+        checked["directory"] = str(config_directory(transform["directory"], "noise directory", path))
+        checked["snr"] = None if "snr" not in transform else _range(transform["snr"], "noise snr", path)
+        categories = transform.get("categories") or {}
+        if not isinstance(categories, dict):
+            raise ConfigError(f"{path}: augmentation 'noise' categories must map a category to an SNR range.")
+        checked["categories"] = {c: _range(r, f"noise {c} snr", path) for c, r in categories.items()}
+        checked["subset"] = subset
+        if not split_files(audio_files(Path(checked["directory"])), Path(checked["directory"]), subset):
+            raise ConfigError(f"{path}: noise directory '{checked['directory']}' has no audio file ({subset} split).")
+    elif name == "reverb":
+        checked["directory"] = None
+        if transform.get("directory") is not None:
+            checked["directory"] = str(config_directory(transform["directory"], "reverb directory", path))
+        checked["rt60"] = _range(transform.get("rt60", (0.2, 0.8)), "reverb rt60", path, low=0.05)
+        checked["num"] = int(transform.get("num", 200))
+        checked["subset"] = subset
+    return checked
+
+
+def check_augmentation(section, path: Path) -> Optional[dict]:
+    """Validated `augmentation:` section of config.yml (None when absent)
+
+    Raises
+    ------
+    ConfigError
+        Naming the key or value at fault.
+    """
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'augmentation' must be a mapping (see pyannote_embloss.data.augmentation).")
+    valid = ("speed", "probability", "combine", "transforms")
+    unknown = sorted(set(section) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r} in 'augmentation'{did_you_mean(unknown[0], valid)}: use "
+            f"{', '.join(valid)}."
+        )
+    speed = section.get("speed") or [1.0]
+    if not isinstance(speed, (list, tuple)) or not all(isinstance(s, (int, float)) and 0.5 <= s <= 2.0 for s in speed):
+        raise ConfigError(f"{path}: augmentation speed must be a list of factors between 0.5 and 2 (got {speed!r}).")
+    speed = sorted({float(s) for s in speed} | {1.0})
+    combine = section.get("combine", "one")
+    if combine not in ("one", "all"):
+        raise ConfigError(f"{path}: augmentation combine must be 'one' or 'all' (got {combine!r}).")
+    transforms = section.get("transforms") or []
+    if not isinstance(transforms, list):
+        raise ConfigError(f"{path}: augmentation transforms must be a list of {{name: ..., ...}} entries.")
+    return {
+        "speed": speed,
+        "probability": _probability(section.get("probability", 1.0), "probability", path),
+        "combine": combine,
+        "transforms": [check_transform(t, path) for t in transforms],
+    }
+
+
 # ---------------------------------------------------------------- sections
 
 
@@ -211,16 +587,12 @@ class ArchitectureConfig:
     @property
     def architecture(self) -> type:
         """The architecture's class"""
-        from .models import get_architecture
-
-        return get_architecture(self.name)
+        return resolve(ARCHITECTURE_RESOLVER)(self.name)
 
     @property
     def trainable(self) -> bool:
         """False for training-free architectures (e.g. the log-mel statistics baseline)"""
-        from .models import is_trainable
-
-        return is_trainable(self.architecture)
+        return bool(getattr(self.architecture, "trainable", True))
 
     @classmethod
     def parse(cls, config: dict, path) -> "ArchitectureConfig":
@@ -269,15 +641,27 @@ class TaskConfig:
 
     @property
     def task_class(self) -> type:
-        from .tasks import get_task_class
-
-        return get_task_class(self.name)
+        """The task of the loss (:mod:`pyannote_embloss.tasks`)"""
+        return resolve(TASKS)[known(LOSSES, self.name, "task")]
 
     @property
     def loss_class(self) -> type:
-        from .losses import get_loss_class
+        """The loss (:data:`LOSSES`)"""
+        return resolve(LOSSES[known(LOSSES, self.name, "loss")])
 
-        return get_loss_class(self.name)
+    @property
+    def task_params(self) -> Dict[str, Any]:
+        """The task's own parameters (task.params but the loss')"""
+        loss_keys = loss_param_names(self.loss_class)
+        return {k: v for k, v in self.params.items() if k not in loss_keys}
+
+    @property
+    def loss_params(self) -> Dict[str, Any]:
+        """The loss' hyper-parameters: those task.params gives, over the loss' defaults"""
+        Loss = self.loss_class
+        names = loss_param_names(Loss)
+        defaults = {k: v for k, v in parameter_defaults(Loss.__init__).items() if k in names}
+        return {**defaults, **{k: v for k, v in self.params.items() if k in names}}
 
     @property
     def batches_per_epoch(self) -> Optional[int]:
@@ -286,8 +670,6 @@ class TaskConfig:
 
     @classmethod
     def parse(cls, config: dict, path) -> "TaskConfig":
-        from .tasks.base import loss_param_names, task_params
-
         section = cls(*_named_section(config, "task", path))
         try:
             Task = section.task_class
@@ -297,9 +679,7 @@ class TaskConfig:
         task_keys, loss_keys = task_params(Task), loss_param_names(Loss)
         listing = f"the task takes {', '.join(task_keys)}; its loss, {', '.join(loss_keys) or 'nothing'}"
         _check_keys(section.params, task_keys + loss_keys, path, f"task.params of '{section.name}'", listing)
-        defaults = {
-            name: p.default for name, p in inspect.signature(Task.__init__).parameters.items()
-        }
+        defaults = parameter_defaults(Task.__init__)
         for key, value in section.params.items():
             if key in PARAM_RANGES and not (value is None and defaults.get(key, 0) is None):
                 PARAM_RANGES[key].check(value, f"task.params.{key}", path)
@@ -341,7 +721,7 @@ class OptimizerConfig:
         Learning rate of some parameters, as a multiple of `lr`: {name prefix: factor}, e.g.
         {"sincnet.conv1d.0": 1000} for SincNet's cut-off frequencies, which are in Hz while an
         Adam step moves a parameter by about `lr`. A parameter takes the factor of the longest
-        prefix of its name (:func:`pyannote_embloss.training.parameter_groups`).
+        prefix of its name (:func:`pyannote_embloss.training.run.parameter_groups`).
     """
 
     name: str = "Adam"
@@ -415,7 +795,7 @@ class CheckpointConfig:
         Also write last.ckpt every that many training steps (None: at epoch ends only).
     average_last : int, optional
         Average the weights of the last that many epochs into average.ckpt
-        (:mod:`pyannote_embloss.averaging`; None: no averaging).
+        (:mod:`pyannote_embloss.training.averaging`; None: no averaging).
     """
 
     every_n_steps: Optional[int] = None
@@ -439,7 +819,7 @@ class CheckpointConfig:
 class LargeMarginConfig:
     """`large_margin:` section: a large-margin fine-tuning stage after the main run
 
-    See :mod:`pyannote_embloss.large_margin`.
+    See :mod:`pyannote_embloss.training.large_margin`.
 
     Attributes
     ----------
@@ -517,7 +897,7 @@ class ExperimentConfig:
     scheduler : SchedulerConfig, optional
     margin_scheduler : MarginSchedulerConfig, optional
     augmentation : dict, optional
-        Validated by :func:`pyannote_embloss.augmentation.check_augmentation`.
+        Validated by :func:`pyannote_embloss.config.check_augmentation`.
     trainer : dict
         lightning.Trainer keyword arguments.
     logger : {"csv", "tensorboard"}
@@ -603,8 +983,6 @@ class ExperimentConfig:
                 )
             return cls(**common)
 
-        from .augmentation import check_augmentation
-
         logger = config.get("logger", "csv")
         if logger not in LOGGERS:
             raise ConfigError(
@@ -630,10 +1008,9 @@ class ExperimentConfig:
         path = self.path
         for key in ("margin_scheduler", "large_margin"):
             if getattr(self, key) is not None and not self.task.loss_class.has_margin:
-                from .losses import losses_with_margin
-
+                with_margin = [name for name in LOSSES if resolve(LOSSES[name]).has_margin]
                 raise ConfigError(
-                    f"{path}: {key} is for the losses with a margin ({', '.join(losses_with_margin())}), "
+                    f"{path}: {key} is for the losses with a margin ({', '.join(with_margin)}), "
                     f"not '{self.task.name}': remove it."
                 )
         if self.logger == "tensorboard":
@@ -652,8 +1029,6 @@ class ExperimentConfig:
             raise ConfigError(
                 f"{path}: a scheduler needs task.params.batches_per_epoch (the number of steps per epoch): set it."
             )
-        from .run_config import TRAINER_DEFAULTS
-        from .schedules import build_scheduler
 
         epochs = self.trainer.get("max_epochs", TRAINER_DEFAULTS["max_epochs"])
         try:
@@ -664,7 +1039,7 @@ class ExperimentConfig:
             raise ConfigError(f"{path}: invalid scheduler {self.scheduler.name}: {e}.") from None
 
     def to_dict(self) -> Dict[str, Any]:
-        """The validated configuration as a plain mapping (a copy), as :mod:`pyannote_embloss.run_config` hashes it
+        """The validated configuration as a plain mapping (a copy), as :mod:`pyannote_embloss.training.run_config` hashes it
 
         Sections hold their values as config.yml gives them (e.g. an integer
         duration stays an integer), so that the hash of a config does not change.
@@ -704,3 +1079,18 @@ def _trainer(value, path) -> Dict[str, Any]:
     if "max_epochs" in trainer:
         POSITIVE_INTEGER.check(trainer["max_epochs"], "trainer.max_epochs", path)
     return trainer
+
+
+#: parameters of a task that config.yml's task.params do not give: the protocol, the augmentation (its own
+#: section) and the validation metric (a Python object)
+NOT_TASK_PARAMS = ("self", "protocol", "augmentation", "metric")
+
+
+def task_params(task_class: type) -> list:
+    """Names of the parameters `task_class` takes from config.yml's task.params, besides its loss'"""
+    return parameter_names(task_class.__init__, NOT_TASK_PARAMS)
+
+
+def loss_param_names(loss_class: type) -> list:
+    """Names of the hyper-parameters of `loss_class` (its constructor's, but the classifier's sizes)"""
+    return parameter_names(loss_class.__init__, ("self", "num_classes", "embedding_size"))

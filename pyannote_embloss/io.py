@@ -9,10 +9,11 @@ complete, so a crash never leaves a half-written file that looks good.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, List, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -162,3 +163,48 @@ def prune_missing_requirements(database_yml: PathLike) -> list:
         "(run `pyannote-audio-emb prepare` again to write that protocol)."
     )
     return missing
+
+
+# ---------------------------------------------------------------- folders of audio files (noise, impulse responses)
+
+#: extensions of the audio files looked for in folders
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".sph", ".aif", ".aiff")
+#: share of noise / impulse response files used for training (the others are for test conditions)
+TRAIN_SHARE = 0.8
+
+
+def file_subset(path: str) -> str:
+    """"train" or "test": the half of a noise / impulse response split a file belongs to
+
+    A stable hash (sha1) of the file's path relative to its directory decides:
+    the same file is in the same subset on every machine.
+    """
+    digest = hashlib.sha1(path.encode()).digest()
+    return "train" if int.from_bytes(digest[:4], "big") / 2**32 < TRAIN_SHARE else "test"
+
+
+def audio_files(directory: Path) -> List[Path]:
+    """The audio files under `directory` (recursively, by extension), sorted"""
+    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+
+
+def config_directory(value, key: str, path: Path) -> Path:
+    """The directory `value` of config key `key` (in file `path`), environment variables expanded (ConfigError when missing)"""
+    from .errors import ConfigError
+
+    directory = Path(os.path.expandvars(str(value))).expanduser()
+    if "$" in str(directory):
+        raise ConfigError(
+            f"{path}: {key} '{value}' names an environment variable that is not set: set it (e.g. "
+            f"export {str(directory).split('$')[1].strip('{}').split('/')[0]}=/path/to/dir) or write the path."
+        )
+    if not directory.is_dir():
+        raise ConfigError(f"{path}: {key} '{directory}' does not exist (or is not a directory).")
+    return directory
+
+
+def split_files(files: List[Path], root: Path, subset: str) -> List[Path]:
+    """The `files` (under `root`) of `subset`: "train", "test" (:func:`file_subset`) or "all" (every file)"""
+    if subset == "all":
+        return files
+    return [f for f in files if file_subset(f.relative_to(root).as_posix()) == subset]

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # no pyannote.audio telemetry from tests
 
 from pyannote_embloss.errors import CorpusNotFoundError  # noqa: E402
-from pyannote_embloss.protocols.speechocean762 import find_corpus, prepare  # noqa: E402
+from pyannote_embloss.data.protocols.speechocean762 import find_corpus, prepare  # noqa: E402
 
 
 #: fixtures that train a model: the tests using them are in the slow tier
@@ -118,7 +118,7 @@ def tiny_protocol_yml(corpus_root: Path, tmp_path_factory: pytest.TempPathFactor
     excerpts (0.5-2 s) of 2 files of 4 other speakers (8 files, every target
     trial and as many non-target ones). No development subset.
     """
-    from pyannote_embloss.protocols.writer import ProtocolWriter, Utterance, make_trials, with_durations
+    from pyannote_embloss.data.protocols.writer import ProtocolWriter, Utterance, make_trials, with_durations
 
     by_speaker = {}
     for path in sorted((corpus_root / "WAVE").glob("*/*.*")):

@@ -8,12 +8,12 @@ import pytest
 from pyannote.audio import Inference
 
 import pyannote_embloss
-from pyannote_embloss.apply import apply
-from pyannote_embloss.audio import audio_directory_files
-from pyannote_embloss.embedding import Window
-from pyannote_embloss.loading import load_model
+from pyannote_embloss.inference.apply import apply
+from pyannote_embloss.data.audio import audio_directory_files
+from pyannote_embloss.inference.embedding import Window
+from pyannote_embloss.inference.loading import load_model
 from pyannote_embloss.pipelines import SAMPLE_PROTOCOL, sample_protocol
-from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.data.protocols import get_protocol
 
 from helpers import PROTOCOL, run_cli
 
@@ -49,7 +49,7 @@ def mtimes(output):
 
 def test_whole_file_embeddings_resume(trained_experiment, checkpoint, audio_dir, test_audio, tmp_path):
     output = tmp_path / "embeddings"
-    result = run_cli("apply", trained_experiment, audio_dir, output, "--no-progress")
+    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "6 files embedded, 0 already done" in result.stdout
 
@@ -69,7 +69,7 @@ def test_whole_file_embeddings_resume(trained_experiment, checkpoint, audio_dir,
 
     # second run: nothing to do, nothing rewritten
     before = mtimes(output)
-    result = run_cli("apply", trained_experiment, audio_dir, output, "--no-progress")
+    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "0 files embedded, 6 already done" in result.stdout
     assert mtimes(output) == before and read_index(output) == index
@@ -77,7 +77,7 @@ def test_whole_file_embeddings_resume(trained_experiment, checkpoint, audio_dir,
     # one .npy deleted: only that one is recomputed
     deleted = output / index[sorted(index)[1]]["path"]
     deleted.unlink()
-    result = run_cli("apply", trained_experiment, audio_dir, output, "--no-progress")
+    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 files embedded, 5 already done" in result.stdout
     after = mtimes(output)
@@ -112,7 +112,7 @@ def test_protocol_subset(trained_experiment, tmp_path):
     database = sample_protocol(tmp_path / "protocol")  # pyannote.audio's sample.wav (30 s)
     output = tmp_path / "sample"
     result = run_cli(
-        "apply", trained_experiment, SAMPLE_PROTOCOL, output, "--subset", "train", "--database", database,
+        "apply", trained_experiment, SAMPLE_PROTOCOL, "-o", output, "--subset", "train", "--database", database,
         "--no-progress",
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -132,7 +132,7 @@ def test_decoding_error_names_the_file_and_keeps_finished_work(trained_experimen
     assert position == 4 and len(uris) == 7
     output = tmp_path / "embeddings"
 
-    result = run_cli("apply", trained_experiment, audio_dir, output, "--no-progress")
+    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress")
     assert result.returncode == 2
     assert str(bad) in result.stderr and "Could not decode" in result.stderr
     # files before the bad one are embedded, saved and indexed
@@ -141,7 +141,7 @@ def test_decoding_error_names_the_file_and_keeps_finished_work(trained_experimen
 
     # --skip-errors: the bad file is listed in failed.csv, every other file is embedded
     skipping = tmp_path / "skipping"
-    result = run_cli("apply", trained_experiment, audio_dir, skipping, "--no-progress", "--skip-errors")
+    result = run_cli("apply", trained_experiment, audio_dir, "-o", skipping, "--no-progress", "--skip-errors")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 file(s) failed to decode" in result.stdout
     with open(skipping / "failed.csv", newline="") as f:
@@ -151,7 +151,7 @@ def test_decoding_error_names_the_file_and_keeps_finished_work(trained_experimen
 
     # once the bad file is removed, the run resumes with the files left
     bad.unlink()
-    result = run_cli("apply", trained_experiment, audio_dir, output, "--no-progress")
+    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     left = len(uris) - 1 - position
     assert f"{left} files embedded, {position} already done" in result.stdout

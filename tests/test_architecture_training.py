@@ -18,14 +18,14 @@ from pyannote.audio import Model
 from pyannote.audio.pipelines.speaker_verification import PretrainedSpeakerEmbedding
 
 import pyannote_embloss
-from pyannote_embloss.apply import apply, protocol_files
+from pyannote_embloss.inference.apply import apply, protocol_files
 from pyannote_embloss.evaluation.verification import evaluate
 from pyannote_embloss.experiment import Experiment
-from pyannote_embloss.loading import load_model
+from pyannote_embloss.inference.loading import load_model
 from pyannote_embloss.losses import LOSSES
 from pyannote_embloss.models import ECAPATDNN, WeSpeakerResNet34
 from pyannote_embloss.tasks import TASKS
-from pyannote_embloss.training import train
+from pyannote_embloss.training.run import train
 
 from helpers import run_cli
 
@@ -135,7 +135,7 @@ def test_wespeaker_checkpoint_in_every_command(trained, tiny_protocol_yml, wavef
 
     # export: the ONNX graph gives the same embeddings
     onnx = tmp_path / "wespeaker.onnx"
-    result = run_cli("export", directory, "--onnx", onnx)
+    result = run_cli("export", directory, "--output", onnx)
     assert result.returncode == 0, result.stderr[-3000:]
     session = onnxruntime.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     (actual,) = session.run(None, {"waveforms": waveforms.numpy()})

@@ -9,20 +9,20 @@ import pytest
 import torch
 from pyannote.audio.core.io import Audio
 
-from pyannote_embloss.audio import load_audio
-from pyannote_embloss.augmentation import (
+from pyannote_embloss.data.audio import load_audio
+from pyannote_embloss.data.augmentation import (
     Augmentation,
     ImpulseResponses,
     NoiseSource,
-    check_augmentation,
-    file_subset,
     reverberate,
     snr_db,
     speed_classes,
     speed_perturb,
 )
+from pyannote_embloss.config import check_augmentation
 from pyannote_embloss.errors import AudioDecodingError, ConfigError
-from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.io import file_subset
+from pyannote_embloss.data.protocols import get_protocol
 from pyannote_embloss.tasks import get_task_class
 
 from helpers import PROTOCOL

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pyannote_embloss.averaging import average_checkpoints, average_state_dicts, epoch_checkpoints
-from pyannote_embloss.checkpoint import load_checkpoint
+from pyannote_embloss.training.averaging import average_checkpoints, average_state_dicts, epoch_checkpoints
+from pyannote_embloss.models.checkpoint import load_checkpoint
 from pyannote_embloss.errors import ConfigError
 from pyannote_embloss.experiment import Experiment
 
@@ -69,8 +69,8 @@ def test_average_last_in_config(tmp_path):
 def test_training_averages_the_last_epochs(tiny_protocol_yml, tmp_path):
     from pyannote.audio import Model
 
-    from pyannote_embloss.loading import load_model
-    from pyannote_embloss.training import train
+    from pyannote_embloss.inference.loading import load_model
+    from pyannote_embloss.training.run import train
 
     directory = tiny_experiment(tmp_path / "averaged", max_epochs=3, extra="checkpoint: {average_last: 2}\n")
     summary = train(Experiment.load(directory), database=str(tiny_protocol_yml), progress_bar=False)

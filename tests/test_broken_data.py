@@ -23,7 +23,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pyannote_embloss.cli import app
-from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.data.protocols import get_protocol
 
 from helpers import run_cli
 from test_own_data import prepare_cli as prepare  # in-process, from a directory
@@ -311,7 +311,7 @@ def test_misleading_messages_now_name_the_problem(speakers, tmp_path):
     experiment = tmp_path / "exp"
     experiment.mkdir()
     (experiment / "config.yml").write_text("protocol: Tabs.SpeakerVerification.Default\ntask: {name: aam}\n")
-    result = runner.invoke(app, ["apply", str(experiment), str(tmp_path / "missing"), str(tmp_path / "out")])
+    result = runner.invoke(app, ["apply", str(experiment), str(tmp_path / "missing"), "-o", str(tmp_path / "out")])
     assert_refused(result, "is neither a directory of audio files nor a protocol name", "no such directory")
     audio = str(sorted(owner)[0])
     result = runner.invoke(app, ["verify", str(experiment), audio, audio])

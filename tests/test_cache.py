@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from pyannote_embloss.cache import CACHE_DIR, EmbeddingCache
-from pyannote_embloss.conditions import TestConditions, parse_conditions
-from pyannote_embloss.embedding import embed_files
+from pyannote_embloss.inference.cache import CACHE_DIR, EmbeddingCache
+from pyannote_embloss.data.conditions import TestConditions, parse_conditions
+from pyannote_embloss.inference.embedding import embed_files
 from pyannote_embloss.evaluation.verification import evaluate
 from pyannote_embloss.models import SincTDNN
 

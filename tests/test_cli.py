@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pyannote_embloss.audio import AudioDecodingError, load_audio
+from pyannote_embloss.data.audio import AudioDecodingError, load_audio
 from pyannote_embloss.cli import app
-from pyannote_embloss.embedding import embed_files
+from pyannote_embloss.inference.embedding import embed_files
 from pyannote_embloss.experiment import Experiment
 from pyannote_embloss.models import SincTDNN
 from pyannote_embloss.tasks import TASKS

@@ -10,7 +10,7 @@ import torch
 import yaml
 from helpers import PROTOCOL, run_cli
 
-from pyannote_embloss.protocols.writer import ProtocolWriter, Utterance, escape_template, make_trials, with_durations
+from pyannote_embloss.data.protocols.writer import ProtocolWriter, Utterance, escape_template, make_trials, with_durations
 
 
 def test_compare_writes_tables_and_det_plot(trained_experiment, speechocean762_yml, tmp_path):

@@ -10,11 +10,11 @@ from pyannote.audio.core.io import Audio
 from pyannote.core import Segment
 from typer.testing import CliRunner
 
-from pyannote_embloss.audio import load_audio
-from pyannote_embloss.augmentation import NoiseSource, reverberate, snr_db
+from pyannote_embloss.data.audio import load_audio
+from pyannote_embloss.data.augmentation import NoiseSource, reverberate, snr_db
 from pyannote_embloss.cli import app
-from pyannote_embloss.conditions import SEED, Condition, TestConditions, check_disjoint, parse_conditions
-from pyannote_embloss.embedding import embed_files
+from pyannote_embloss.data.conditions import SEED, Condition, TestConditions, check_disjoint, parse_conditions
+from pyannote_embloss.inference.embedding import embed_files
 from pyannote_embloss.errors import ConfigError
 from pyannote_embloss.models import SincTDNN
 
@@ -149,7 +149,7 @@ def test_telephone_condition_is_band_limited_deterministic_and_combines(files):
     assert torch.equal(line, conditions.corrupt(clean, phone, "another/uri"))  # nothing random: the same audio
     assert torch.equal(line, TestConditions([phone]).corrupt(clean, phone, "SPEAKER0001/000010011"))
     # mu-law coding is lossy but keeps the speech: close to the band-limited signal
-    from pyannote_embloss.augmentation import band_limit
+    from pyannote_embloss.data.augmentation import band_limit
 
     band = band_limit(clean, 16000, 300.0, 3400.0)
     assert snr_db(band, line) > 25

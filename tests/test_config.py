@@ -12,8 +12,8 @@ from pyannote_embloss.config import ExperimentConfig, OptimizerConfig, TaskConfi
 from pyannote_embloss.errors import ConfigError
 from pyannote_embloss.evaluation.verification import EvaluationOptions
 from pyannote_embloss.experiment import Experiment
-from pyannote_embloss.run_config import config_hash, effective_config
-from pyannote_embloss.training import TrainingOptions, train
+from pyannote_embloss.training.run_config import config_hash, effective_config
+from pyannote_embloss.training.run import TrainingOptions, train
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TINY = "Tiny.SpeakerVerification.Default"  # conftest's tiny_protocol_yml: 4 training speakers, files of 2.6-4.3 s
@@ -253,8 +253,8 @@ def test_lr_multipliers_set_the_learning_rate_of_the_named_parameters(tmp_path):
     import torch
 
     from pyannote_embloss.models import SincTDNN
-    from pyannote_embloss.schedules import build_scheduler
-    from pyannote_embloss.training import parameter_groups
+    from pyannote_embloss.config import build_scheduler
+    from pyannote_embloss.training.run import parameter_groups
 
     config = Experiment.load(write(
         tmp_path / "exp", optimizer={"name": "AdamW", "params": {"lr": 0.002, "weight_decay": 0.0}, "lr_multipliers": {"sincnet.conv1d.0": 1000}},

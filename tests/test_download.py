@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from torchcodec.decoders import AudioDecoder
 
-from pyannote_embloss.protocols import DownloadError, download, get_protocol, prepare
-from pyannote_embloss.protocols import speechocean762 as so
-from pyannote_embloss.protocols.download import find_root
-from pyannote_embloss.protocols.writer import seconds
+from pyannote_embloss.data.protocols import DownloadError, download, get_protocol, prepare
+from pyannote_embloss.data.protocols import speechocean762 as so
+from pyannote_embloss.data.protocols.download import find_root
+from pyannote_embloss.data.protocols.writer import seconds
 
 UTT_KEYED = ("wav.scp", "utt2spk", "text")
 SPK_KEYED = ("spk2utt", "spk2gender", "spk2age")

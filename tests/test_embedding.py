@@ -5,8 +5,8 @@ import pytest
 import scipy.io.wavfile
 import torch
 
-from pyannote_embloss.audio import load_audio
-from pyannote_embloss.embedding import LongAudio, Window, embed_files, iter_embeddings, open_audio
+from pyannote_embloss.data.audio import load_audio
+from pyannote_embloss.inference.embedding import LongAudio, Window, embed_files, iter_embeddings, open_audio
 from pyannote_embloss.errors import ConfigError
 from pyannote_embloss.models import SincTDNN
 

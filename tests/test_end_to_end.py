@@ -56,9 +56,9 @@ FRESH_PROCESS = textwrap.dedent(
     from pyannote.audio import Model
     from pyannote.audio.pipelines.speaker_verification import PretrainedSpeakerEmbedding
     from pyannote_embloss.evaluation import Trials, detection_metrics, score_trials
-    from pyannote_embloss.embedding import embed_files
+    from pyannote_embloss.inference.embedding import embed_files
     from pyannote_embloss.models import SincTDNN
-    from pyannote_embloss.protocols import get_protocol
+    from pyannote_embloss.data.protocols import get_protocol
 
     checkpoint, database_yml, num_speakers = sys.argv[1], sys.argv[2], int(sys.argv[3])
     protocol = get_protocol("SpeechOcean762.SpeakerVerification.Default", database_yml=database_yml)

@@ -1,4 +1,4 @@
-"""`pyannote-audio-emb export EXPERIMENT_DIR --onnx OUT.onnx`: same embeddings in onnxruntime"""
+"""`pyannote-audio-emb export EXPERIMENT_DIR --output OUT.onnx`: same embeddings in onnxruntime"""
 
 
 import numpy as np
@@ -7,9 +7,9 @@ import onnxruntime
 import pytest
 import torch
 
-from pyannote_embloss.audio import load_audio
-from pyannote_embloss.loading import load_model
-from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.data.audio import load_audio
+from pyannote_embloss.inference.loading import load_model
+from pyannote_embloss.data.protocols import get_protocol
 
 from helpers import PROTOCOL, run_cli
 
@@ -17,7 +17,7 @@ from helpers import PROTOCOL, run_cli
 @pytest.fixture(scope="module")
 def exported(trained_experiment, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "embedding.onnx"
-    result = run_cli("export", trained_experiment, "--onnx", path)
+    result = run_cli("export", trained_experiment, "--output", path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "waveforms (batch, 1, samples)" in result.stdout
     return path
@@ -70,7 +70,7 @@ def test_onnx_has_no_loss_head_and_no_temporary_file(exported, trained_experimen
 
 def test_export_errors(tmp_path):
     (tmp_path / "config.yml").write_text("task: {name: aam}\n")
-    result = run_cli("export", tmp_path, "--onnx", tmp_path / "out.onnx")
+    result = run_cli("export", tmp_path, "--output", tmp_path / "out.onnx")
     assert result.returncode == 2
     assert "No checkpoint" in result.stderr and "pyannote-audio-emb train" in result.stderr
     assert not (tmp_path / "out.onnx").exists()
@@ -78,7 +78,7 @@ def test_export_errors(tmp_path):
 
 def test_log_mel_front_end_exports_too(real_audio, tmp_path):
     # the default recipe's SincTDNN(frontend="fbank"): STFT and mel filterbank in the ONNX graph
-    from pyannote_embloss.export import export_onnx
+    from pyannote_embloss.inference.export import export_onnx
     from pyannote_embloss.models import SincTDNN
 
     torch.manual_seed(0)

@@ -16,10 +16,10 @@ from lightning import Callback
 from pyannote_embloss.evaluation import Trials
 from pyannote_embloss.evaluation.verification import evaluate_model
 from pyannote_embloss.experiment import ConfigError, Experiment
-from pyannote_embloss.finetuning import PretrainedCheckpoint, build_pretrained_model
-from pyannote_embloss.loading import load_model
-from pyannote_embloss.protocols import get_protocol
-from pyannote_embloss.protocols.new_speakers import PROTOCOL, prepare_new_speakers
+from pyannote_embloss.training.finetuning import PretrainedCheckpoint, build_pretrained_model
+from pyannote_embloss.inference.loading import load_model
+from pyannote_embloss.data.protocols import get_protocol
+from pyannote_embloss.data.protocols.new_speakers import PROTOCOL, prepare_new_speakers
 from pyannote_embloss.tasks import get_task_class
 
 from helpers import one_speaker_segmentation, run_cli, run_module
@@ -201,7 +201,7 @@ def test_finetuning_pyannote_distributed_wespeaker(distributed_wespeaker, tiny_p
     from pyannote.audio.pipelines import SpeakerDiarization as PyannoteSpeakerDiarization
 
     from pyannote_embloss.pipelines import DEFAULT_CLUSTERING, NoPLDA, sample_file
-    from pyannote_embloss.training import train
+    from pyannote_embloss.training.run import train
 
     assert "hyper_parameters" not in torch.load(distributed_wespeaker, map_location="cpu", weights_only=False)
     pretrained = Model.from_pretrained(distributed_wespeaker).eval()  # pyannote.audio's own class and loader
@@ -251,7 +251,7 @@ def test_finetuning_pyannote_distributed_wespeaker(distributed_wespeaker, tiny_p
 
 
 def test_freeze_frontend_knows_every_architecture():
-    from pyannote_embloss.finetuning import freeze_frontend
+    from pyannote_embloss.training.finetuning import freeze_frontend
     from pyannote_embloss.models import ECAPATDNN, SincTDNN, WeSpeakerResNet34
 
     model = SincTDNN(stride=10, channels=[32, 32, 32, 32, 64], dimension=16)

@@ -223,3 +223,70 @@ def test_package_has_no_import_cycle():
     graph = ImportGraph()
     cycles = graph.cycles()
     assert not cycles, "import cycles:\n" + "\n".join(graph.describe(cycle) for cycle in cycles)
+
+
+# ------------------------------------------------------------------ layers (issue 35)
+
+#: the package's layers, bottom first: a module may import its own layer and those below, never above.
+#: The root modules below the stages (errors, io, lock, version, config, experiment) are the bottom;
+#: the package's ``__init__`` (the public facade) and the command line are the top.
+LAYERS = (
+    ("errors", "io", "lock", "version", "config", "experiment"),
+    ("data",),
+    ("models",),
+    ("losses",),
+    ("inference",),
+    ("evaluation",),
+    ("tasks",),
+    ("training",),
+    ("pipelines",),
+    ("", "cli"),
+)
+
+
+def layer_of(module: str) -> int:
+    """Index in :data:`LAYERS` of `module` (its first component under the package)"""
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else ""
+    for index, layer in enumerate(LAYERS):
+        if top in layer:
+            return index
+    raise AssertionError(f"{module} is in no layer of LAYERS: add its folder there")
+
+
+def upward_imports(graph: ImportGraph) -> List[str]:
+    """'module:line imports target (layer a above layer b)' for each import of a higher layer"""
+    found = []
+    for module, targets in sorted(graph.edges.items()):
+        for target, lines in sorted(targets.items()):
+            if layer_of(target) > layer_of(module):
+                found.append(
+                    f"{module}:{lines[0]} imports {target} ({'/'.join(LAYERS[layer_of(target)]) or 'the facade'} "
+                    f"is above {'/'.join(LAYERS[layer_of(module)])})"
+                )
+    return found
+
+
+def test_every_module_is_in_a_layer():
+    graph = ImportGraph()
+    assert {layer_of(module) for module in graph.modules} == set(range(len(LAYERS)))
+
+
+def test_at_most_eight_modules_at_the_package_root():
+    root_modules = sorted(path.name for path in ROOT.glob("*.py"))
+    assert len(root_modules) <= 8, root_modules
+
+
+def test_no_folder_imports_a_folder_above_it():
+    """Lazy imports inside functions count too: they run"""
+    assert upward_imports(ImportGraph()) == []
+
+
+def test_layering_test_finds_an_upward_import(tmp_path: Path):
+    package = tmp_path / PACKAGE
+    for name in ("__init__.py", "errors.py", "data/__init__.py", "data/audio.py", "models/__init__.py"):
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text("")
+    (package / "data" / "audio.py").write_text("def f():\n    from ..models import Model\n")
+    found = upward_imports(ImportGraph(package))
+    assert len(found) == 1 and found[0].startswith(f"{PACKAGE}.data.audio:2 imports {PACKAGE}.models"), found

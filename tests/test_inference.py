@@ -14,10 +14,10 @@ from pyannote.core import Segment, SlidingWindowFeature
 from scipy.spatial.distance import cdist
 
 import pyannote_embloss
-from pyannote_embloss.audio import AudioDecodingError
-from pyannote_embloss.inference import SpeakerEmbedding
-from pyannote_embloss.loading import load_model
-from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.data.audio import AudioDecodingError
+from pyannote_embloss.inference.pretrained import SpeakerEmbedding
+from pyannote_embloss.inference.loading import load_model
+from pyannote_embloss.data.protocols import get_protocol
 
 from helpers import PROTOCOL
 
@@ -126,12 +126,12 @@ def test_clear_errors(checkpoint, tmp_path):
 
 
 def test_one_loader_for_checkpoints_experiments_and_models(corpus_root, tmp_path):
-    """pyannote_embloss.load and every command load models through pyannote_embloss.loading.load_model"""
+    """pyannote_embloss.load and every command load models through pyannote_embloss.inference.loading.load_model"""
     from helpers import save_untrained_checkpoint
 
     from pyannote_embloss.errors import ConfigError, MissingFileError
     from pyannote_embloss.experiment import DEFAULT_RECIPE, Experiment
-    from pyannote_embloss.loading import experiment_of
+    from pyannote_embloss.inference.loading import experiment_of
     from pyannote_embloss.models import SincTDNN
 
     experiment = tmp_path / "exp"

@@ -7,10 +7,10 @@ import torch
 from lightning import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from pyannote_embloss.checkpoint import load_checkpoint
+from pyannote_embloss.models.checkpoint import load_checkpoint
 from pyannote_embloss.errors import ConfigError, TrainingInterrupted
 from pyannote_embloss.experiment import Experiment
-from pyannote_embloss.large_margin import stage_task_params
+from pyannote_embloss.training.large_margin import stage_task_params
 from pyannote_embloss.losses import AdditiveAngularMarginLoss, SubCenterAdditiveAngularMarginLoss
 
 from helpers import tiny_experiment
@@ -40,7 +40,7 @@ def test_invalid_large_margin_section(loss, large_margin, message, tmp_path):
 
 
 def test_large_margin_section_and_hash(tmp_path):
-    from pyannote_embloss.run_config import effective_config
+    from pyannote_embloss.training.run_config import effective_config
 
     stage = Experiment.load(write(tmp_path / "stage")).config
     assert (stage.large_margin.duration, stage.large_margin.margin, stage.large_margin.lr) == (1.5, 0.5, 0.0001)
@@ -88,8 +88,8 @@ def task_is_stage(pl_module):
 
 @pytest.mark.slow
 def test_large_margin_stage_continues_the_main_run_and_resumes(tiny_protocol_yml, tmp_path):
-    from pyannote_embloss.loading import load_model
-    from pyannote_embloss.training import train
+    from pyannote_embloss.inference.loading import load_model
+    from pyannote_embloss.training.run import train
 
     directory = write(tmp_path / "lm")
     checkpoints = directory / "checkpoints"

@@ -5,10 +5,10 @@ import torch
 from lightning import seed_everything
 
 from pyannote_embloss.models import SincTDNN
-from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.data.protocols import get_protocol
 from pyannote_embloss.tasks import TASKS
 from pyannote_embloss.config import OptimizerConfig
-from pyannote_embloss.training import configure_optimizer
+from pyannote_embloss.training.run import configure_optimizer
 
 from helpers import PROTOCOL, quiet_trainer
 

@@ -537,7 +537,7 @@ def test_state_dict_and_pickle(name, keys):
 
 
 def test_inference_checkpoints_drop_the_sub_centers():
-    from pyannote_embloss.checkpoint import drop_loss_parameters
+    from pyannote_embloss.models.checkpoint import drop_loss_parameters
 
     model = torch.nn.Module()
     model.embedding = torch.nn.Linear(3, 3)

@@ -14,10 +14,10 @@ import torch
 from pyannote.audio import Model
 from pyannote.audio.pipelines.speaker_verification import PretrainedSpeakerEmbedding
 
-from pyannote_embloss.apply import protocol_files
+from pyannote_embloss.inference.apply import protocol_files
 from pyannote_embloss.experiment import Experiment
 from pyannote_embloss.models import ECAPATDNN, LogMelStatistics, SincTDNN, WeSpeakerResNet34
-from pyannote_embloss.training import train
+from pyannote_embloss.training.run import train
 
 PROTOCOL = "Tiny.SpeakerVerification.Default"
 

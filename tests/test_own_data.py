@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from pyannote_embloss.cli import app
 from pyannote_embloss.errors import ConfigError, DataError, MissingFileError
-from pyannote_embloss.protocols import database_ymls, get_protocol, load_registry, prepare_corpus, register
-from pyannote_embloss.protocols.own_data import parse_split, split_speakers
+from pyannote_embloss.data.protocols import database_ymls, get_protocol, load_registry, prepare_corpus, register
+from pyannote_embloss.data.protocols.own_data import parse_split, split_speakers
 
 runner = CliRunner()
 PROTOCOL = "Mini.SpeakerVerification.Default"

@@ -15,10 +15,10 @@ from pyannote.database.util import load_rttm
 from pyannote.metrics.detection import DetectionPrecisionRecallFMeasure
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from pyannote_embloss.loading import load_model
+from pyannote_embloss.inference.loading import load_model
 from pyannote_embloss.pipelines import SpeakerDiarization, oracle_der, sample_file, train_segmentation
 from pyannote_embloss.pipelines.conversations import make_conversations
-from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.data.protocols import get_protocol
 
 from helpers import PROTOCOL, run_cli
 
@@ -75,7 +75,7 @@ def test_diarize_command_writes_rttm(checkpoint, segmentation, tmp_path):
     rttm = tmp_path / "sample.rttm"
     result = run_cli(
         "diarize", checkpoint, sample_file()["audio"],
-        "--segmentation", segmentation, "--num-speakers", "2", "--rttm", rttm,
+        "--segmentation", segmentation, "--num-speakers", "2", "--output", rttm,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     annotation = load_rttm(rttm)["sample"]
@@ -84,7 +84,7 @@ def test_diarize_command_writes_rttm(checkpoint, segmentation, tmp_path):
 
 def test_oracle_der_on_sample(checkpoint, tmp_path):
     output = tmp_path / "oracle.json"
-    result = run_cli("oracle-der", checkpoint, "--json", output)
+    result = run_cli("oracle-der", checkpoint, "--output", output)
     assert result.returncode == 0, result.stderr[-3000:]
     print(result.stdout)
     report = json.loads(output.read_text())

@@ -251,10 +251,10 @@ def test_speaker_diarization_pipeline_runs_vbx_with_a_plugin_model(segmentation,
     import torch
     from pyannote.audio.pipelines import SpeakerDiarization as PyannoteSpeakerDiarization
 
-    from pyannote_embloss.embedding import embed_files
+    from pyannote_embloss.inference.embedding import embed_files
     from pyannote_embloss.models import SincTDNN
     from pyannote_embloss.pipelines import sample_file
-    from pyannote_embloss.protocols import get_protocol
+    from pyannote_embloss.data.protocols import get_protocol
 
     from helpers import PROTOCOL
 

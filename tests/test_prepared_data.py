@@ -6,11 +6,11 @@ from pyannote.audio.core.task import Task
 
 from helpers import PROTOCOL
 
-from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.data.protocols import get_protocol
 from pyannote_embloss.tasks import get_task_class
 from pyannote_embloss.tasks.prepared_data import prepare_protocol_data
-from pyannote_embloss.tasks.protocol_lists import SubsetLists
-from pyannote_embloss.tasks.rttm_uem import TurnTable, UnusualFile
+from pyannote_embloss.data.protocols.lists import SubsetLists
+from pyannote_embloss.data.protocols.rttm_uem import TurnTable, UnusualFile
 
 #: speech turns of a diarization-like protocol, over files 0-3 (train) and 4-5 (development): several
 #: speakers per file, overlaps, two turns on one segment (rows 9 and 10: tracks sorted as strings, "10" < "9"),

@@ -11,7 +11,7 @@ from pyannote.database.registry import Registry
 from torchcodec.decoders import AudioDecoder
 
 from pyannote_embloss.errors import ConfigError
-from pyannote_embloss.protocols import (
+from pyannote_embloss.data.protocols import (
     DEFAULT_DATABASE_YML,
     CorpusNotFoundError,
     find_corpus,
@@ -20,9 +20,9 @@ from pyannote_embloss.protocols import (
     prepare_corpus,
     prepare_if_missing,
 )
-from pyannote_embloss.protocols import speechocean762 as so
-from pyannote_embloss.protocols.writer import Utterance, make_trials
-from pyannote_embloss.protocols.speechocean762 import ENV_VAR, PREPARE_COMMAND, PROTOCOL
+from pyannote_embloss.data.protocols import speechocean762 as so
+from pyannote_embloss.data.protocols.writer import Utterance, make_trials
+from pyannote_embloss.data.protocols.speechocean762 import ENV_VAR, PREPARE_COMMAND, PROTOCOL
 
 SUBSETS = {"train": 125, "development": 25, "test": 100}  # number of speakers
 URI = re.compile(r"^SPEAKER\d{4}/\d{9}$")
@@ -253,7 +253,7 @@ def test_repository_yml_after_prepare(speechocean762_yml, files, trials, monkeyp
 def test_fresh_clone_prepares_missing_protocol_files(corpus_root, tmp_path, monkeypatch):
     """On a fresh clone, get_protocol (so `train`, `evaluate`, `compare`, from Python as from the CLI)
     generates data/ from the local corpus"""
-    import pyannote_embloss.protocols as protocols
+    import pyannote_embloss.data.protocols as protocols
 
     clone = tmp_path / "clone"
     clone.mkdir()

@@ -16,8 +16,8 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from pyannote_embloss.comparison import compare
-from pyannote_embloss.conditions import parse_conditions
+from pyannote_embloss.training.comparison import ComparisonOptions, compare
+from pyannote_embloss.data.conditions import parse_conditions
 from pyannote_embloss.evaluation.report import COMPARE_SCHEMA, EVALUATE_SCHEMA
 
 from test_verify import SMALL, baseline_experiment, small_yml  # noqa: F401  (small_yml: the fixture)
@@ -177,10 +177,11 @@ def written(small_yml, tmp_path_factory):  # noqa: F811
     """(evaluate's results JSON, compare's comparison.json) of the baseline on Small, clean and duration:1"""
     root = tmp_path_factory.mktemp("schema")
     experiment = baseline_experiment(root / "baseline", SMALL)
-    paths = compare(
-        [experiment.directory], root / "comparison", database=str(small_yml), progress=False,
+    options = ComparisonOptions(
+        output=root / "comparison", database=str(small_yml), progress=False,
         conditions=parse_conditions(["clean", "duration:1"]), n_resamples=50,
     )
+    paths = compare([experiment.directory], options)
     evaluated = experiment.results / f"{SMALL}.test.json"
     return json.loads(evaluated.read_text()), json.loads(Path(paths["json"]).read_text())
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import pyannote_embloss
-from pyannote_embloss.checkpoint import load_checkpoint
+from pyannote_embloss.models.checkpoint import load_checkpoint
 from pyannote_embloss.errors import LockedError, UntrustedCheckpointError
 from pyannote_embloss.lock import LOCK_NAME, OutputLock
 
@@ -68,8 +68,8 @@ def test_no_entry_point_runs_the_code_of_a_malicious_checkpoint(evil, speechocea
     database = ("--database", speechocean762_yml)
     commands = [
         ("evaluate", experiment, *database, "--no-progress"),
-        ("apply", experiment, PROTOCOL, tmp_path / "embeddings", *database, "--no-progress"),
-        ("export", experiment, "--onnx", tmp_path / "model.onnx"),
+        ("apply", experiment, PROTOCOL, "--output", tmp_path / "embeddings", *database, "--no-progress"),
+        ("export", experiment, "--output", tmp_path / "model.onnx"),
         ("train", tmp_path / "finetune", *database, "--pretrained", best, "--max-epochs", "1", "--no-progress"),
         ("train", experiment, *database, "--resume", "--no-progress"),
     ]
@@ -83,7 +83,7 @@ def test_no_entry_point_runs_the_code_of_a_malicious_checkpoint(evil, speechocea
     assert not (tmp_path / "embeddings" / "index.csv").exists() and not (tmp_path / "model.onnx").exists()
 
     # the documented way out, for a file one trusts
-    result = run_cli("export", experiment, "--onnx", tmp_path / "model.onnx", "--trust-checkpoint")
+    result = run_cli("export", experiment, "--output", tmp_path / "model.onnx", "--trust-checkpoint")
     assert result.returncode == 0, result.stderr[-2000:]
     assert target.exists()
 

@@ -8,11 +8,12 @@ from lightning import Callback
 
 from pyannote_embloss.errors import ConfigError
 from pyannote_embloss.models import SincTDNN
-from pyannote_embloss.protocols import get_protocol
-from pyannote_embloss.schedules import MarginScheduler, check_margin_scheduler, check_scheduler, margin_at
+from pyannote_embloss.data.protocols import get_protocol
+from pyannote_embloss.config import check_margin_scheduler, check_scheduler
+from pyannote_embloss.training.schedules import MarginScheduler, margin_at
 from pyannote_embloss.tasks import get_task_class
 from pyannote_embloss.config import OptimizerConfig
-from pyannote_embloss.training import configure_optimizer
+from pyannote_embloss.training.run import configure_optimizer
 
 from helpers import PROTOCOL, quiet_trainer
 
@@ -68,7 +69,7 @@ def test_one_cycle_gets_the_run_length():
     scheduler = check_scheduler({"name": "OneCycleLR", "params": {"max_lr": 0.01, "pct_start": 0.25}}, CONFIG)
     import torch
 
-    from pyannote_embloss.schedules import build_scheduler
+    from pyannote_embloss.config import build_scheduler
 
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([parameter], lr=0.01)

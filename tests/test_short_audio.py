@@ -19,12 +19,12 @@ from pyannote.audio import Inference, Model
 from pyannote.audio.core.io import Audio
 
 import pyannote_embloss
-from pyannote_embloss.audio import load_audio
+from pyannote_embloss.data.audio import load_audio
 from pyannote_embloss.errors import DataError, ExportError
 from pyannote_embloss.experiment import Experiment
-from pyannote_embloss.export import export_onnx
+from pyannote_embloss.inference.export import export_onnx
 from pyannote_embloss.models import ECAPATDNN, LogMelStatistics, SincTDNN, WeSpeakerResNet34, get_architecture
-from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.data.protocols import get_protocol
 
 from helpers import PROTOCOL, save_untrained_checkpoint
 

@@ -17,7 +17,7 @@ from pyannote.audio import Inference, Model
 from pyannote.audio.pipelines.speaker_verification import PretrainedSpeakerEmbedding
 
 import pyannote_embloss
-from pyannote_embloss.apply import protocol_files
+from pyannote_embloss.inference.apply import protocol_files
 
 from helpers import run_cli
 

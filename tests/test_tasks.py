@@ -8,8 +8,10 @@ import pytest
 import torch
 from lightning import Callback
 
+from pyannote_embloss.config import TaskConfig
+from pyannote_embloss.errors import ConfigError
 from pyannote_embloss.models import SincTDNN
-from pyannote_embloss.protocols import get_protocol
+from pyannote_embloss.data.protocols import get_protocol
 from pyannote_embloss.tasks import TASKS, AdditiveAngularMargin, SpeakerEmbeddingTask, get_task_class
 from pyannote_embloss.evaluation import Trials
 from pyannote_embloss.tasks.validation import TrialEqualErrorRate
@@ -142,9 +144,10 @@ def test_pair_losses_group_several_chunks_per_speaker(protocol, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["contrastive", "triplet"])
-def test_pair_loss_with_one_chunk_per_speaker_is_refused(protocol, name):
-    with pytest.raises(ValueError, match="num_chunks_per_class to at least 2"):
-        get_task_class(name)(protocol, num_chunks_per_class=1)
+def test_pair_loss_with_one_chunk_per_speaker_is_refused(name):
+    """By the config, the one validator of task.params (the task re-checks nothing)"""
+    with pytest.raises(ConfigError, match="config.yml: .*num_chunks_per_class to at least 2"):
+        TaskConfig.parse({"task": {"name": name, "params": {"num_chunks_per_class": 1}}}, "config.yml")
 
 
 def test_unknown_task_lists_known_ones():
@@ -157,14 +160,14 @@ def test_loss_parameters_reach_the_loss_and_unknown_ones_are_refused(protocol, t
     setup_task(task, tmp_path)
     assert task.model.loss_func.margin == pytest.approx(0.3) and task.model.loss_func.scale == 20.0
     # defaults are the loss class's: stated once
-    default = get_task_class("am")(protocol, num_classes_per_batch=4, num_workers=0)
-    assert default.loss_func_params() == {"margin": 0.2, "scale": 30.0}
-    with pytest.raises(ValueError, match=r"Unknown parameter\(s\) \['margin_deg'\] for task 'aam'.*margin, scale") as error:
-        get_task_class("aam")(protocol, margin_deg=3)
+    assert TaskConfig("am").loss_params == {"margin": 0.2, "scale": 30.0}
+    assert TaskConfig("aam", {"margin": 0.3, "duration": 1.0}).loss_params == {"margin": 0.3, "scale": 10.0}
+    with pytest.raises(ConfigError, match=r"unknown key 'margin_deg' in task.params of 'aam'.*its loss, margin, scale") as error:
+        TaskConfig.parse({"task": {"name": "aam", "params": {"margin_deg": 3}}}, "config.yml")
     # and every parameter of the task, from its signature (config.yml's task.params)
     task_params = set(inspect.signature(SpeakerEmbeddingTask.__init__).parameters) - {
         "self", "protocol", "augmentation", "metric", "loss_params"}
-    listed = str(error.value).split("the task takes ")[1].rstrip(".").split(", ")
+    listed = str(error.value).split("the task takes ")[1].split("; its loss")[0].split(", ")
     assert set(listed) == task_params and "max_bad_files" in listed and "max_trials" in listed
 
 

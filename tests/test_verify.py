@@ -23,11 +23,11 @@ from pyannote_embloss.cli import app
 from pyannote_embloss.errors import DataError, MissingFileError
 from pyannote_embloss.evaluation.verification import TrainingEmbeddings, evaluate, training_cohort
 from pyannote_embloss.experiment import Experiment
-from pyannote_embloss.loading import load_model
-from pyannote_embloss.protocols import get_protocol
-from pyannote_embloss.protocols.writer import ProtocolWriter, Utterance, make_trials, with_durations
-from pyannote_embloss.trial_list import TrialList
-from pyannote_embloss.verify import CSV_COLUMNS, Verifier, score_trial_list, verify
+from pyannote_embloss.inference.loading import load_model
+from pyannote_embloss.data.protocols import get_protocol
+from pyannote_embloss.data.protocols.writer import ProtocolWriter, Utterance, make_trials, with_durations
+from pyannote_embloss.evaluation.trial_list import TrialList
+from pyannote_embloss.evaluation.verify import CSV_COLUMNS, Verifier, score_trial_list, verify
 
 from helpers import PROTOCOL, run_cli
 from test_pipelines import segmentation  # noqa: F401  (the fixture: a small segmentation model trained offline)
@@ -114,7 +114,7 @@ def test_score_refuses_a_malformed_line_naming_it_and_writes_nothing(line, corpu
     trials.write_text(f"1 {good} {good}\n{line}\n")
     output = tmp_path / "scores.csv"
     # the experiment is not even read: the list is checked first
-    result = invoke("score", tmp_path / "no-experiment", trials, output)
+    result = invoke("score", tmp_path / "no-experiment", trials, "-o", output)
     assert result.exit_code == 2, result.output
     assert f"{trials}, line 2" in result.output and line.split()[0] in result.output
     assert not output.exists()
@@ -125,7 +125,7 @@ def test_score_refuses_a_missing_audio_file_naming_it_and_its_line(corpus_root, 
     trials = tmp_path / "trials.txt"
     trials.write_text(f"1 {good} {good}\n0 {good} missing/nowhere.wav\n")
     output = tmp_path / "scores.csv"
-    result = invoke("score", tmp_path / "no-experiment", trials, output)
+    result = invoke("score", tmp_path / "no-experiment", trials, "-o", output)
     assert result.exit_code == 2
     assert f"{trials}, line 2: audio file '{tmp_path / 'missing' / 'nowhere.wav'}' does not exist" in result.output
     assert not output.exists()
@@ -147,7 +147,7 @@ def test_verify_refuses_a_missing_file_and_an_experiment_without_calibration(cor
     assert f"run `pyannote-audio-emb evaluate {experiment} --subset test`" in result.output
     trials = tmp_path / "trials.txt"
     trials.write_text(f"{good} {good}\n")
-    result = invoke("score", experiment, trials, tmp_path / "scores.csv")
+    result = invoke("score", experiment, trials, "-o", tmp_path / "scores.csv")
     assert result.exit_code == 2 and "No score calibration" in result.output
     assert not (tmp_path / "scores.csv").exists()
     # a model that does not come from an experiment has no calibration to use
@@ -281,7 +281,7 @@ def test_threshold_picked_on_development_trials_for_far_1_percent_gives_about_1_
 
 
 def test_verify_and_score_with_the_trained_experiment(evaluated, speechocean762_yml, tmp_path):
-    from pyannote_embloss.embedding import embed_files
+    from pyannote_embloss.inference.embedding import embed_files
     from pyannote_embloss.evaluation.scoring import cosine_scores
 
     experiment, results, _ = evaluated
@@ -318,7 +318,7 @@ def test_verify_and_score_with_the_trained_experiment(evaluated, speechocean762_
     trials = tmp_path / "trials.txt"
     trials.write_text("".join(f"{int(same[k])} {paths[i[k]]} {paths[j[k]]}\n" for k in pairs))
     output = tmp_path / "scores.csv"
-    result = run_cli("score", experiment, trials, output, "--no-progress")
+    result = run_cli("score", experiment, trials, "-o", output, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 trials (4 files) scored at FAR 0.01" in result.stdout and "with the list's labels: FAR" in result.stdout
     rows = list(csv.DictReader(output.open()))
@@ -349,13 +349,13 @@ def test_exported_plda_runs_pyannote_vbx_through_diarize_and_oracle_der(evaluate
 
     rttm = tmp_path / "sample.rttm"
     result = run_cli("diarize", checkpoint, sample_file()["audio"], "--segmentation", segmentation, "--plda", plda,
-                     "--rttm", rttm)
+                     "--output", rttm)
     assert result.returncode == 0, result.stderr[-3000:]
     diarization = load_rttm(rttm)["sample"]
     assert len(diarization.labels()) >= 1 and diarization.get_timeline().duration() > 15.0
 
     output = tmp_path / "oracle.json"
-    result = run_cli("oracle-der", checkpoint, "--plda", plda, "--json", output)
+    result = run_cli("oracle-der", checkpoint, "--plda", plda, "--output", output)
     assert result.returncode == 0, result.stderr[-3000:]
     print(result.stdout)
     report = json.loads(output.read_text())

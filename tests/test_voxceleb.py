@@ -20,11 +20,11 @@ import yaml
 from pyannote.audio.core.io import Audio
 
 from helpers import run_cli
-from pyannote_embloss import audio as audio_module
-from pyannote_embloss.audio import load_audio, read_durations
+from pyannote_embloss.data import audio as audio_module
+from pyannote_embloss.data.audio import load_audio, read_durations
 from pyannote_embloss.errors import AudioDecodingError, ConfigError, DataError, MissingFileError
-from pyannote_embloss.protocols import get_protocol, prepare_corpus
-from pyannote_embloss.protocols import voxceleb
+from pyannote_embloss.data.protocols import get_protocol, prepare_corpus
+from pyannote_embloss.data.protocols import voxceleb
 
 VOX1_DEV = [f"id1000{i}" for i in range(1, 7)]
 VOX1_TEST = ["id10270", "id10271"]
@@ -455,7 +455,7 @@ def test_train_then_evaluate_on_a_voxceleb_protocol(prepared, tmp_path):
 @pytest.mark.slow
 def test_the_papers_full_recipes_build_and_train_a_few_steps(prepared, corpus_root, tmp_path, monkeypatch):
     from pyannote_embloss.experiment import Experiment
-    from pyannote_embloss.training import train
+    from pyannote_embloss.training.run import train
 
     musan = tmp_path / "musan"
     for i, source in enumerate(sorted((corpus_root / "WAVE").glob("*/*.flac"))[:30]):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from pyannote_embloss.errors import DataError
-from pyannote_embloss.protocols import get_protocol
-from pyannote_embloss.protocols.writer import ProtocolWriter, Utterance, escape_template, make_trials
+from pyannote_embloss.data.protocols import get_protocol
+from pyannote_embloss.data.protocols.writer import ProtocolWriter, Utterance, escape_template, make_trials
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,8 @@ CONDITIONS = [None, "duration:1", "babble:15"]
 
 
 def runs(step: str, seeds: int) -> list:
-    """Cached test evaluations of `step`'s seed runs (:func:`pyannote_embloss.comparison.cached_results`)"""
-    from pyannote_embloss.comparison import cached_results, seed_experiments
+    """Cached test evaluations of `step`'s seed runs (:func:`pyannote_embloss.training.comparison.cached_results`)"""
+    from pyannote_embloss.training.comparison import cached_results, seed_experiments
     from pyannote_embloss.experiment import Experiment
 
     experiment = Experiment.load(Path("experiments") / step)

@@ -43,7 +43,7 @@ def main(argv=None):
     from asteroid_filterbanks import ParamSincFB
 
     from pyannote_embloss.experiment import Experiment
-    from pyannote_embloss.loading import load_model
+    from pyannote_embloss.inference.loading import load_model
 
     initial = cutoffs(ParamSincFB(80, 251, sample_rate=16000, min_low_hz=50, min_band_hz=50))
     report = {}

@@ -1,6 +1,6 @@
 """Speaker-verification evaluation: trials, scoring, normalisation, metrics and reports
 
-Embedding extraction is :mod:`pyannote_embloss.embedding`; evaluating a model
+Embedding extraction is :mod:`pyannote_embloss.inference.embedding`; evaluating a model
 or an experiment is :mod:`pyannote_embloss.evaluation.verification` (not
 imported here, so that metrics and reports do not need torch).
 """

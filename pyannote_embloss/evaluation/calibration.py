@@ -44,7 +44,7 @@ from scipy.optimize import isotonic_regression, minimize
 from scipy.special import expit
 
 from ..errors import DataError
-from .metrics import _check_costs, _normalized_dcf, check_trials
+from .metrics import check_costs, normalized_dcf, check_trials
 
 __all__ = [
     "Calibration",
@@ -173,7 +173,7 @@ def min_cllr(scores: ArrayLike, labels: ArrayLike) -> float:
 
 def bayes_threshold(p_target: float, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
     """LLR threshold of minimum expected cost: ``log(C_fa (1 - P_tar) / (C_miss P_tar))``"""
-    _check_costs([p_target], c_miss, c_fa)
+    check_costs([p_target], c_miss, c_fa)
     return float(np.log(c_fa * (1.0 - p_target)) - np.log(c_miss * p_target))
 
 
@@ -226,7 +226,7 @@ def actual_dcf(
     dcf : float
     """
     far, frr = error_rates(llr, labels, bayes_threshold(p_target, c_miss, c_fa))
-    return float(_normalized_dcf(np.array([far]), np.array([frr]), np.array([p_target]), c_miss, c_fa)[0, 0])
+    return float(normalized_dcf(np.array([far]), np.array([frr]), np.array([p_target]), c_miss, c_fa)[0, 0])
 
 
 def threshold_at_far(scores: ArrayLike, labels: ArrayLike, far: float) -> float:
@@ -481,7 +481,7 @@ def calibration_metrics(
             ``calibration.to_dict()``.
     """
     labels, scores = check_trials(labels, scores)
-    p_targets = _check_costs(p_targets, c_miss, c_fa)
+    p_targets = check_costs(p_targets, c_miss, c_fa)
     llr = calibration.llr(scores)
     metrics = {"cllr": cllr(llr, labels), "min_cllr": min_cllr(scores, labels)}
     for p in p_targets:

@@ -137,7 +137,7 @@ def check_trials(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.n
     return y_true, scores
 
 
-def _check_costs(p_targets: Sequence[float], c_miss: float, c_fa: float) -> np.ndarray:
+def check_costs(p_targets: Sequence[float], c_miss: float, c_fa: float) -> np.ndarray:
     p_targets = np.atleast_1d(np.asarray(p_targets, dtype=np.float64))
     if p_targets.ndim != 1 or len(p_targets) == 0:
         raise ValueError("p_targets must be a non-empty sequence of floats.")
@@ -186,7 +186,7 @@ def _eer_pyannote(fpr: np.ndarray, fnr: np.ndarray) -> float:
     return float(0.25 * (fpr[i - 1] + fpr[i] + fnr[i - 1] + fnr[i]))
 
 
-def _normalized_dcf(
+def normalized_dcf(
     fpr: np.ndarray, fnr: np.ndarray, p_targets: np.ndarray, c_miss: float, c_fa: float
 ) -> np.ndarray:
     """(n_p_targets, n_points) normalised detection cost along the DET curve"""
@@ -214,7 +214,7 @@ def summarize_curve(
         "eer_threshold": float(eer_threshold),
         "eer_pyannote": _eer_pyannote(fpr, fnr),
     }
-    dcf = _normalized_dcf(fpr, fnr, p_targets, c_miss, c_fa)
+    dcf = normalized_dcf(fpr, fnr, p_targets, c_miss, c_fa)
     best = np.argmin(dcf, axis=1)
     for k, p in enumerate(p_targets):
         metrics[min_dcf_key(p)] = float(dcf[k, best[k]])
@@ -266,7 +266,7 @@ def detection_metrics(
         On invalid trials (see :func:`check_trials`) or costs.
     """
     y_true, scores = check_trials(y_true, scores)
-    p_targets = _check_costs(p_targets, c_miss, c_fa)
+    p_targets = check_costs(p_targets, c_miss, c_fa)
     fpr, fnr, thresholds, _ = det_curve(y_true, scores, distances=False)
     metrics = summarize_curve(fpr, fnr, thresholds, p_targets, c_miss, c_fa)
     metrics["num_target"] = int(np.sum(y_true))
@@ -408,7 +408,7 @@ def bootstrap_confidence_intervals(
         `confidence`.
     """
     y_true, scores = check_trials(y_true, scores)
-    p_targets = _check_costs(p_targets, c_miss, c_fa)
+    p_targets = check_costs(p_targets, c_miss, c_fa)
     if int(n_resamples) < 1:
         raise ValueError(f"n_resamples must be a positive integer (got {n_resamples}).")
     if not 0.0 < confidence < 1.0:
@@ -427,7 +427,7 @@ def bootstrap_confidence_intervals(
         )
         fpr, fnr, _ = trials.det_curve(*counts)
         eers[r], _ = equal_error_rate(fpr, fnr)
-        dcfs[:, r] = np.min(_normalized_dcf(fpr, fnr, p_targets, c_miss, c_fa), axis=1)
+        dcfs[:, r] = np.min(normalized_dcf(fpr, fnr, p_targets, c_miss, c_fa), axis=1)
 
     percentiles = 100.0 * np.array([(1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0])
     intervals = {"eer": tuple(float(v) for v in np.percentile(eers, percentiles))}

@@ -4,7 +4,7 @@
 with, for each scoring, a calibration fitted on the development trials
 (:mod:`pyannote_embloss.evaluation.verification`), and exports the PLDA to
 ``EXP/results/<protocol>.plda/``. :class:`SavedEvaluation` reads them back
-for ``verify`` and ``score`` (:mod:`pyannote_embloss.verify`), and refuses,
+for ``verify`` and ``score`` (:mod:`pyannote_embloss.evaluation.verify`), and refuses,
 saying what to run, when they are missing or older than the checkpoint::
 
     saved = SavedEvaluation.load(Experiment.load("experiments/aam"))
@@ -48,18 +48,28 @@ class SavedEvaluation:
     results: dict
 
     @classmethod
-    def load(cls, experiment: Experiment, protocol: Optional[str] = None) -> "SavedEvaluation":
+    def load(cls, experiment: Experiment, protocol: Optional[str] = None, database=None) -> "SavedEvaluation":
         """The saved evaluation of the test trials of `protocol` (the config's by default)
+
+        Parameters
+        ----------
+        experiment : Experiment
+        protocol : str, optional
+        database : str or Path, optional
+            database.yml declaring `protocol` (defaults to those pyannote.database
+            loads), read only when `protocol` has no saved evaluation.
 
         Raises
         ------
         DataError
             When the experiment was not evaluated on its test trials, saying
-            how to evaluate it.
+            how to evaluate it, or when `protocol` is unknown (not declared).
         """
         protocol_name = experiment.protocol_name(protocol)
         path = experiment.results / f"{protocol_name}.test.json"
         if not path.is_file():
+            if protocol is not None:
+                _check_declared(protocol, database)
             Decision(None, experiment=str(experiment.directory))  # raises: "run `... evaluate EXP --subset test`"
         try:
             results = json.loads(path.read_text())
@@ -168,3 +178,17 @@ class SavedEvaluation:
                 f"Checkpoint {checkpoint} was written after its calibration ({self.path}): "
                 f"evaluate it again ({evaluate}`)."
             )
+
+
+def _check_declared(protocol: str, database=None) -> None:
+    """Refuse a protocol that no database.yml declares (a typo, or a missing --database), naming where it looked"""
+    from ..data.protocols import database_ymls, load_registry
+
+    paths = database_ymls(database)
+    known = sorted(load_registry(paths))
+    if protocol not in known:
+        where = ", ".join(str(path) for path in paths) or "no database.yml"
+        raise DataError(
+            f"Unknown protocol '{protocol}' (looked in {where}): pass --database FILE, the database.yml that "
+            f"declares it. Known protocols: {', '.join(known) or 'none'}."
+        )

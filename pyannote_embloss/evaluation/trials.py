@@ -3,7 +3,7 @@
 An utterance is a (uri, segment) pair: a whole file, or a segment of it (a
 speech turn of a conversation, a Kaldi segment). :class:`Trials` is what
 training-time validation and ``evaluate`` share: both embed each utterance
-once (:func:`pyannote_embloss.embedding.embed_files` with ``trials.paths`` and
+once (:func:`pyannote_embloss.inference.embedding.embed_files` with ``trials.paths`` and
 ``trials.segments``, or the validation dataloader) and score with
 :meth:`Trials.score`, raw cosine or normalised
 (:mod:`pyannote_embloss.evaluation.normalization`).
@@ -169,7 +169,7 @@ class Trials:
         ----------
         protocol : Protocol
             With an "audio" preprocessor (e.g. from
-            :func:`pyannote_embloss.protocols.get_protocol`).
+            :func:`pyannote_embloss.data.protocols.get_protocol`).
         subset : {"development", "test"}
         min_duration, max_trials : optional
             For protocols without a trial list for `subset` (e.g. speaker
@@ -217,7 +217,7 @@ class Trials:
         Every speech turn of the subset's files, within their annotated
         regions and without their overlapped speech, that lasts at least
         `min_duration` is an utterance. Target trials pair turns of the same
-        label, non-target trials turns of different labels (:func:`pyannote_embloss.pairs.draw_pairs`):
+        label, non-target trials turns of different labels (:func:`pyannote_embloss.data.pairs.draw_pairs`):
         with ``scope: global``, pairs may cross files; with ``scope: database``
         they stay within a database, with ``scope: file`` within a file.
 
@@ -258,7 +258,7 @@ class Trials:
                 f"Protocol {protocol.name}: no speech turn of its {subset} subset lasts {min_duration:g} s or more "
                 "(without overlapped speech): there is nothing to make trials of. Lower the minimum turn duration."
             )
-        from ..pairs import draw_pairs
+        from ..data.pairs import draw_pairs
 
         try:
             pairs = draw_pairs(labels, seed=f"{seed}:{subset}", groups=groups, max_trials=max_trials)

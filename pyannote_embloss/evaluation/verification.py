@@ -1,6 +1,6 @@
 """Speaker verification evaluation of a model, or of an experiment, on protocol trials
 
-Every trial utterance (a file, or a segment of one) is embedded once (:func:`pyannote_embloss.embedding.embed_files`),
+Every trial utterance (a file, or a segment of one) is embedded once (:func:`pyannote_embloss.inference.embedding.embed_files`),
 trials are scored (:meth:`Trials.score`) by cosine similarity, raw and, with
 the protocol's training speakers, mean-normalised, AS-normalised and by PLDA,
 and each scoring gets its EER, minDCF and bootstrap confidence intervals.
@@ -26,16 +26,16 @@ from typing import Dict, List, Optional
 import numpy as np
 from pyannote.audio.core.model import Model
 
-from ..augmentation import NoiseSource
-from ..conditions import Condition, TestConditions, check_disjoint
-from ..cache import CACHE_DIR, EmbeddingCache
-from ..embedding import embed_files
+from ..data.augmentation import NoiseSource
+from ..data.conditions import Condition, TestConditions, check_disjoint
+from ..inference.cache import CACHE_DIR, EmbeddingCache
+from ..inference.embedding import embed_files
 from ..config import POSITIVE_INTEGER
 from ..errors import ConfigError, DataError
 from ..lock import OutputLock
 from ..experiment import Experiment
-from ..loading import load_model
-from ..protocols import get_protocol
+from ..inference.loading import load_model
+from ..data.protocols import get_protocol
 from .calibration import Calibration, calibration_metrics
 from .metrics import bootstrap_confidence_intervals, detection_metrics
 from .normalization import Cohort, normalizations
@@ -246,7 +246,7 @@ def evaluate_model(
         Other trials (the development ones) to calibrate each scoring on
         (see :func:`calibrate`).
     cache : EmbeddingCache, optional
-        Embeddings already computed (:mod:`pyannote_embloss.cache`).
+        Embeddings already computed (:mod:`pyannote_embloss.inference.cache`).
 
     Returns
     -------
@@ -448,7 +448,7 @@ class EvaluationOptions:
         VoxCeleb2's 5,994 speakers. The cost then follows the number of
         training speakers, not their utterances.
     conditions : list of Condition
-        Corrupted test conditions (see :mod:`pyannote_embloss.conditions`),
+        Corrupted test conditions (see :mod:`pyannote_embloss.data.conditions`),
         scored with raw cosine; clean is always evaluated.
     noise_dir, rir_dir : str or Path, optional
         Noise files and impulse responses of the test conditions.
@@ -456,7 +456,7 @@ class EvaluationOptions:
         Unpickle anything the checkpoint holds. Defaults to False.
     cache : bool
         Read and store embeddings in the experiment's cache (``EXP/embeddings``,
-        :mod:`pyannote_embloss.cache`). Defaults to True.
+        :mod:`pyannote_embloss.inference.cache`). Defaults to True.
     """
 
     protocol: Optional[str] = None

@@ -4,7 +4,7 @@ Each loss is called as ``loss(embeddings, labels)`` on raw (not normalised)
 embeddings and returns a scalar; see :mod:`pyannote_embloss.losses.base` for the
 ``uses_classifier`` / ``min_chunks_per_class`` / ``has_margin`` contract.
 
-:data:`LOSSES` is the one registry of losses: the training tasks are derived
+:data:`LOSSES` resolves the one registry of losses, :data:`pyannote_embloss.config.LOSSES`; the training tasks are derived
 from it (:mod:`pyannote_embloss.tasks`), under the same names.
 
 =============  ===========================================  ==================================
@@ -28,6 +28,8 @@ constructor, the one place they are stated.
 
 from typing import Dict, List
 
+from ..config import LOSSES as REGISTRY
+from ..config import resolve
 from ..errors import ConfigError
 
 from .center import CenterLoss
@@ -38,16 +40,8 @@ from .softmax import SoftmaxLoss
 from .subcenter import SubCenterAdditiveAngularMarginLoss
 from .triplet import TripletLoss
 
-LOSSES: Dict[str, type] = {
-    "softmax": SoftmaxLoss,
-    "center": CenterLoss,
-    "coco": CongenerousCosineLoss,
-    "aam": AdditiveAngularMarginLoss,
-    "am": AdditiveMarginLoss,
-    "subcenter_aam": SubCenterAdditiveAngularMarginLoss,
-    "contrastive": ContrastiveLoss,
-    "triplet": TripletLoss,
-}
+#: the loss classes, by name: config.LOSSES (the registry, which config.yml's names are checked against) resolved
+LOSSES: Dict[str, type] = {name: resolve(path) for name, path in REGISTRY.items()}
 
 
 def get_loss_class(name: str) -> type:

@@ -3,18 +3,16 @@
 Checkpoints store each model's ``module.Class`` path: keep these paths stable.
 """
 
+from ..config import ARCHITECTURES as REGISTRY
+from ..config import resolve
 from ..errors import ConfigError
 from .ecapa import ECAPATDNN
 from .logmel import LogMelStatistics
 from .sinctdnn import SincTDNN
 from .wespeaker import PyannoteWeSpeakerResNet34, WeSpeakerResNet34
 
-ARCHITECTURES = {
-    "SincTDNN": SincTDNN,
-    "ECAPATDNN": ECAPATDNN,
-    "WeSpeakerResNet34": WeSpeakerResNet34,
-    "LogMelStatistics": LogMelStatistics,
-}
+#: the architecture classes, by name: config.ARCHITECTURES (the registry) resolved
+ARCHITECTURES = {name: resolve(path) for name, path in REGISTRY.items()}
 
 #: pyannote.audio classes replaced by the plugin's subclass of them (same hyper-parameters and
 #: weights; safe on short audio, exportable to ONNX), wherever the plugin builds or loads one

@@ -30,7 +30,7 @@ from typing import Iterator, Optional, Tuple
 
 import torch
 
-from ..checkpoint import drop_loss_parameters
+from .checkpoint import drop_loss_parameters
 from ..errors import DataError
 
 __all__ = ["EmbeddingModel", "MIN_POOLED_FRAMES", "full_precision", "smallest_input"]

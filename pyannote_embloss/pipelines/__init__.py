@@ -13,9 +13,12 @@
 
 Command line::
 
-    pyannote-audio-emb oracle-der CHECKPOINT [--rttm R --audio A | --conversations N] [--plda DIR]
-    pyannote-audio-emb train-segmentation OUTPUT.ckpt
-    pyannote-audio-emb diarize CHECKPOINT AUDIO --segmentation S [--plda DIR]
+    pyannote-audio-emb oracle-der EXP [--reference R --audio A | --conversations N] [--plda DIR] [-o REPORT.json]
+    pyannote-audio-emb train-segmentation -o OUTPUT.ckpt
+    pyannote-audio-emb diarize EXP AUDIO --segmentation S [--plda DIR] [-o OUT.rttm]
+
+(EXP: an experiment directory, `--checkpoint` choosing one of its
+checkpoints, or a checkpoint file.)
 """
 
 from .diarization import DEFAULT_CLUSTERING, DEFAULT_VBX_CLUSTERING, NoPLDA, SpeakerDiarization, load_vbx_plda

@@ -19,7 +19,7 @@ import torch
 from pyannote.audio.core.io import Audio
 from pyannote.core import Annotation, Segment, Timeline
 
-from ..audio import load_audio
+from ..data.audio import load_audio
 from ..errors import DataError
 from ..io import PathLike, atomic_path, atomic_write_text
 

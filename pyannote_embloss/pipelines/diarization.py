@@ -29,7 +29,7 @@ from pyannote.audio.pipelines.utils import PipelineModel, get_model
 
 from ..errors import ConfigError, DataError, MissingFileError
 from ..evaluation.plda import PLDA as FittedPLDA
-from ..loading import load_model
+from ..inference.loading import load_model
 
 #: clustering algorithms that need no PLDA (pyannote.audio.pipelines.clustering.Clustering)
 CLUSTERINGS = ("AgglomerativeClustering", "KMeansClustering", "OracleClustering")
@@ -215,36 +215,61 @@ class SpeakerDiarization(PyannoteSpeakerDiarization):
         return {"segmentation": segmentation, "clustering": clustering}
 
 
-def diarize(checkpoint, audio, segmentation, num_speakers: Optional[int] = None, rttm=None, plda=None):
+def diarize(
+    experiment,
+    audio,
+    segmentation,
+    num_speakers: Optional[int] = None,
+    output=None,
+    plda=None,
+    checkpoint=None,
+    trust_checkpoint: bool = False,
+    rttm=None,
+):
     """Speaker diarization of one audio file, as ``pyannote-audio-emb diarize`` does
 
     Parameters
     ----------
-    checkpoint : str or Path
-        Embedding checkpoint (or experiment directory).
+    experiment : str, Path or Experiment
+        Experiment (directory), or an embedding checkpoint file.
     audio : str or Path
         Audio file.
     segmentation : str or Path
         Segmentation checkpoint.
     num_speakers : int, optional
-    rttm : str or Path, optional
+    output : str or Path, optional
         Also write the diarization to this RTTM file (atomically).
     plda : str or Path, optional
         PLDA directory fitted to the embedding: cluster with VBx (else
         agglomerative clustering).
+    checkpoint : str or Path, optional
+        With an experiment: the checkpoint to use (a file, or the name of one
+        of the experiment's, see :meth:`Experiment.checkpoint`) instead of its best.
+    trust_checkpoint : bool, optional
+        Unpickle anything the checkpoint holds (see :func:`load_model`). Defaults to False.
+    rttm : str or Path, optional
+        Deprecated: `output`.
 
     Returns
     -------
     diarization : pyannote.core.Annotation
     """
+    import warnings
+
     from ..io import atomic_path
 
+    if rttm is not None:
+        warnings.warn("rttm= is deprecated (removed in the next release): use output=.", DeprecationWarning, stacklevel=2)
+        if output is not None:
+            raise ConfigError("output and rttm (its deprecated name) both given: pass output only.")
+        output = rttm
     audio = Path(audio)
     if not audio.is_file():
         raise MissingFileError(f"Audio file '{audio}' does not exist.")
-    pipeline = SpeakerDiarization(embedding=checkpoint, segmentation=segmentation, plda=plda)
+    embedding = load_model(experiment, checkpoint, trust=trust_checkpoint)
+    pipeline = SpeakerDiarization(embedding=embedding, segmentation=segmentation, plda=plda)
     diarization = pipeline({"uri": audio.stem, "audio": str(audio)}, num_speakers=num_speakers).speaker_diarization
-    if rttm is not None:
-        with atomic_path(rttm) as tmp, open(tmp, "w") as f:
+    if output is not None:
+        with atomic_path(output) as tmp, open(tmp, "w") as f:
             diarization.write_rttm(f)
     return diarization

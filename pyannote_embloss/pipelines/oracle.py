@@ -10,11 +10,11 @@ are thus out of the picture: the error left is speaker confusion caused by
 the embeddings (and by overlapping speech, which a single label per turn
 cannot always fix).
 
-    pyannote-audio-emb oracle-der CHECKPOINT             # pyannote's sample.wav
-    pyannote-audio-emb oracle-der CHECKPOINT --rttm R --audio A
-    pyannote-audio-emb oracle-der CHECKPOINT --conversations 6 [--database YML]
-        # synthetic conversations of SpeechOcean762 test speakers (in-domain)
-    pyannote-audio-emb oracle-der CHECKPOINT --plda EXP/results/PROTOCOL.plda
+    pyannote-audio-emb oracle-der EXP                    # pyannote's sample.wav (EXP: or a checkpoint)
+    pyannote-audio-emb oracle-der EXP --reference R.rttm --audio A
+    pyannote-audio-emb oracle-der EXP --conversations 6 [--protocol P] [--database YML]
+        # synthetic conversations of test speakers (default: SpeechOcean762's, in-domain)
+    pyannote-audio-emb oracle-der EXP --plda EXP/results/PROTOCOL.plda [-o REPORT.json]
         # AHC and VBx side by side
 """
 
@@ -29,8 +29,8 @@ from pyannote.audio.pipelines.clustering import AgglomerativeClustering, VBxClus
 from pyannote.core import Annotation, SlidingWindow, SlidingWindowFeature
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from ..audio import load_audio
-from ..embedding import embed_waveform
+from ..data.audio import load_audio
+from ..inference.embedding import embed_waveform
 from .diarization import DEFAULT_VBX_CLUSTERING
 
 
@@ -235,28 +235,38 @@ def oracle_der(
     return report
 
 
+#: protocol whose test speakers make the synthetic conversations by default
+CONVERSATIONS_PROTOCOL = "SpeechOcean762.SpeakerVerification.Default"
+
+
 def oracle_der_report(
-    checkpoint,
-    rttm=None,
+    experiment,
+    reference=None,
     audio=None,
     conversations: int = 0,
     database=None,
     method: str = "average",
     output=None,
     plda=None,
+    protocol: Optional[str] = None,
+    checkpoint=None,
+    trust_checkpoint: bool = False,
+    rttm=None,
 ) -> dict:
-    """:func:`oracle_der` of a checkpoint on a reference, as ``pyannote-audio-emb oracle-der`` does
+    """:func:`oracle_der` of an experiment's embeddings on a reference, as ``pyannote-audio-emb oracle-der`` does
 
     Parameters
     ----------
-    checkpoint : str or Path
-        Checkpoint or experiment directory.
-    rttm, audio : str or Path, optional
+    experiment : str, Path or Experiment
+        Experiment (directory), or a checkpoint file.
+    reference, audio : str or Path, optional
         Reference RTTM of a single file, and that file. Defaults to
         pyannote.audio's sample.
     conversations : int, optional
-        Instead, that many synthetic 3-speaker conversations of
-        SpeechOcean762 test speakers (`database`: its database.yml).
+        Instead, that many synthetic 3-speaker conversations of the test
+        speakers of `protocol`.
+    database : str or Path, optional
+        database.yml declaring `protocol`. Defaults to those pyannote.database loads.
     method : str, optional
         Linkage method.
     output : str or Path, optional
@@ -264,48 +274,67 @@ def oracle_der_report(
     plda : str or Path, optional
         PLDA directory fitted to the checkpoint's embeddings (exported by
         ``evaluate``): also report the DER of VBx clustering.
+    protocol : str, optional
+        With `conversations`: a speaker verification protocol. Defaults to
+        :data:`CONVERSATIONS_PROTOCOL`.
+    checkpoint : str or Path, optional
+        With an experiment: the checkpoint to use (a file, or the name of one
+        of the experiment's) instead of its best.
+    trust_checkpoint : bool, optional
+        Unpickle anything the checkpoint holds. Defaults to False.
+    rttm : str or Path, optional
+        Deprecated: `reference`.
     """
     import json
     import tempfile
+    import warnings
 
     from pyannote.core import Segment, Timeline
     from pyannote.database.util import load_rttm
 
     from ..errors import ConfigError, DataError
-    from ..loading import load_model
+    from ..inference.loading import checkpoint_of, load_model
     from ..io import atomic_write_text
     from .diarization import load_vbx_plda
     from .segmentation import sample_file
 
+    if rttm is not None:
+        warnings.warn("rttm= is deprecated (removed in the next release): use reference=.", DeprecationWarning,
+                      stacklevel=2)
+        if reference is not None:
+            raise ConfigError("reference and rttm (its deprecated name) both given: pass reference only.")
+        reference = rttm
+    if protocol is not None and conversations <= 0:
+        raise ConfigError("--protocol is for --conversations (the protocol whose test speakers talk).")
     workdir = tempfile.TemporaryDirectory()
     with workdir:
         if conversations > 0:
-            if rttm is not None:
-                raise ConfigError("--conversations and --rttm are exclusive: choose one.")
-            from ..protocols import get_protocol
+            if reference is not None:
+                raise ConfigError("--conversations and --reference are exclusive: choose one.")
+            from ..data.protocols import get_protocol
             from .conversations import make_conversations
 
-            protocol = get_protocol("SpeechOcean762.SpeakerVerification.Default", database_yml=database)
-            utterances = [(f["annotation"].labels()[0], str(f["audio"])) for f in protocol.test()]
+            loaded = get_protocol(protocol or CONVERSATIONS_PROTOCOL, database_yml=database)
+            utterances = [(f["annotation"].labels()[0], str(f["audio"])) for f in loaded.test()]
             files = make_conversations(utterances, workdir.name, num_conversations=conversations)
-        elif rttm is None:
+        elif reference is None:
             if audio is not None:
-                raise ConfigError("--audio needs --rttm (the reference of that audio file).")
+                raise ConfigError("--audio needs --reference (the RTTM of that audio file).")
             files = [sample_file()]
         else:
             if audio is None:
-                raise ConfigError("--rttm needs --audio (the audio file the RTTM annotates).")
-            annotations = load_rttm(rttm)
+                raise ConfigError("--reference needs --audio (the audio file the RTTM annotates).")
+            annotations = load_rttm(reference)
             if len(annotations) != 1:
-                raise DataError(f"{rttm} annotates {len(annotations)} uris: pass an RTTM of a single file.")
+                raise DataError(f"{reference} annotates {len(annotations)} uris: pass an RTTM of a single file.")
             ((uri, annotation),) = annotations.items()
             extent = annotation.get_timeline().extent()
             files = [{"uri": uri, "audio": str(audio), "annotation": annotation,
                       "annotated": Timeline([Segment(0.0, extent.end)], uri=uri)}]
-        model = load_model(checkpoint)
+        model = load_model(experiment, checkpoint, trust=trust_checkpoint)
         vbx_plda = None if plda is None else load_vbx_plda(plda, model.dimension)
         report = oracle_der(model, files, method=method, plda=vbx_plda)
-    report["checkpoint"] = str(checkpoint)
+    report["checkpoint"] = str(experiment if checkpoint is None else checkpoint_of(experiment, checkpoint))
     if plda is not None:
         report["plda"] = str(plda)
     if output is not None:

@@ -82,7 +82,7 @@ def sample_protocol(output_dir: PathLike) -> Path:
     Returns
     -------
     database_yml : Path
-        Load it with ``pyannote_embloss.protocols.get_protocol(SAMPLE_PROTOCOL, database_yml=...)``.
+        Load it with ``pyannote_embloss.data.protocols.get_protocol(SAMPLE_PROTOCOL, database_yml=...)``.
     """
     output_dir = Path(output_dir).absolute()
     directory = sample_directory()
@@ -152,7 +152,7 @@ def train_segmentation(
         pyannote.database SpeakerDiarization protocol. Defaults to
         :data:`SAMPLE_PROTOCOL`, written next to `checkpoint` by :func:`sample_protocol`.
     database : str or Path, optional
-        database.yml declaring `protocol` (see ``pyannote_embloss.protocols.get_protocol``).
+        database.yml declaring `protocol` (see ``pyannote_embloss.data.protocols.get_protocol``).
     duration : float, optional
         Training chunk duration, in seconds. Defaults to 5.
     max_speakers_per_chunk, max_speakers_per_frame : int, optional
@@ -176,8 +176,8 @@ def train_segmentation(
     from pyannote.audio.models.segmentation import PyanNet
 
     from ..config import OptimizerConfig
-    from ..protocols import get_protocol
-    from ..training import configure_optimizer
+    from ..data.protocols import get_protocol
+    from ..training.run import configure_optimizer
 
     checkpoint = Path(checkpoint)
     if protocol is None:

@@ -9,7 +9,7 @@ import zlib
 from functools import partial
 from pathlib import Path
 from tempfile import mkstemp
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -32,15 +32,15 @@ from pyannote.database import Protocol
 from torch.utils.data import DataLoader, default_collate
 from torchmetrics import Metric
 
-from ..audio import AudioDecodingError, load_audio
-from ..augmentation import Augmentation, chunk_with_speed, speed_classes
-from ..embedding import iter_embeddings, load_utterance
+from ..data.audio import AudioDecodingError, load_audio
+from ..data.augmentation import Augmentation, chunk_with_speed, speed_classes
+from ..inference.embedding import iter_embeddings, load_utterance
 from ..errors import ConfigError, DataError
 from ..evaluation.trials import MAX_TURN_TRIALS, MIN_TURN_DURATION, Trials
 from ..losses import get_loss_class
 from ..models.base import full_precision
 from .prepared_data import prepare_protocol_data
-from .protocol_lists import SubsetLists, training_check_view
+from ..data.protocols.lists import SubsetLists, training_check_view
 from .validation import TrialEqualErrorRate
 
 #: prefix of the development trials in pyannote.audio's prepared data
@@ -110,7 +110,7 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         Pin memory in data loaders. Defaults to False.
     augmentation : dict, optional
         Augmentation of training chunks: the `augmentation:` section of
-        config.yml, validated by :func:`pyannote_embloss.augmentation.check_augmentation`
+        config.yml, validated by :func:`pyannote_embloss.config.check_augmentation`
         (speed perturbation, babble, noise, reverberation). Defaults to none.
     max_bad_files : float, optional
         Training files that fail to decode are skipped (and reported in
@@ -158,22 +158,10 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
         self.max_bad_files = max_bad_files
         self.bad_files: Dict[str, str] = {}
         self.loss_class = get_loss_class(self.loss_name)
-        self.loss_params = check_loss_params(type(self), loss_params)
-
-        min_chunks = self.loss_class.min_chunks_per_class
+        # checked by pyannote_embloss.config (TaskConfig.parse), the one validator of task.params
+        self.loss_params = dict(loss_params)
         if num_chunks_per_class is None:
-            num_chunks_per_class = min_chunks
-        if num_chunks_per_class < min_chunks:
-            raise ConfigError(
-                f"The '{self.loss_name}' loss needs positive pairs in each batch: "
-                f"set num_chunks_per_class to at least {min_chunks} "
-                f"(got num_chunks_per_class={num_chunks_per_class})."
-            )
-        if num_classes_per_batch < 1 or num_chunks_per_class < 1:
-            raise ConfigError(
-                "num_classes_per_batch and num_chunks_per_class must be positive "
-                f"(got {num_classes_per_batch} and {num_chunks_per_class})."
-            )
+            num_chunks_per_class = self.loss_class.min_chunks_per_class
 
         # must be set before Task.__init__ (the mixin's properties recurse otherwise)
         self.num_chunks_per_class = num_chunks_per_class
@@ -450,17 +438,6 @@ class SpeakerEmbeddingTask(SupervisedRepresentationLearningTaskMixin, Task):
 
     # ------------------------------------------------------------------ loss
 
-    def loss_func_params(self) -> Dict[str, Any]:
-        """Hyper-parameters the loss is built with: the task's, over the loss' defaults"""
-        import inspect
-
-        defaults = {
-            name: p.default
-            for name, p in inspect.signature(self.loss_class.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
-        return {**defaults, **self.loss_params}
-
     def setup_loss_func(self):
         """Attach the loss (and its trainable parameters) to the model, build the augmentation"""
         if self.augmentation_config is not None and self.augmentation_config["transforms"] and self.augmentation_ is None:
@@ -507,53 +484,6 @@ def sampler_rng(model) -> random.Random:
     resumed_mid_epoch = batches.current.ready > 0 and not batches.is_last_batch
     seed = seed + ((epoch, trainer.global_step) if resumed_mid_epoch else (epoch,))
     return random.Random(zlib.adler32(str(seed).encode()))
-
-
-#: parameters of SpeakerEmbeddingTask that config.yml's task.params do not give: the protocol, the
-#: augmentation (its own section of config.yml) and the validation metric (a Python object)
-NOT_TASK_PARAMS = ("self", "protocol", "augmentation", "metric")
-
-
-def task_params(task_class: type) -> list:
-    """Names of the parameters `task_class` takes from config.yml's task.params, besides its loss' (its signature's)"""
-    import inspect
-
-    return [
-        name
-        for name, parameter in inspect.signature(task_class.__init__).parameters.items()
-        if parameter.kind is not parameter.VAR_KEYWORD and name not in NOT_TASK_PARAMS
-    ]
-
-
-def loss_param_names(loss_class: type) -> list:
-    """Names of the hyper-parameters of `loss_class` (its constructor's, but the classifier's sizes)"""
-    import inspect
-
-    return [
-        p
-        for p in inspect.signature(loss_class.__init__).parameters
-        if p not in ("self", "num_classes", "embedding_size")
-    ]
-
-
-def check_loss_params(task_class: type, params: Dict[str, Any]) -> Dict[str, Any]:
-    """Hyper-parameters of the loss of `task_class`, checked against the loss' constructor
-
-    Raises
-    ------
-    ConfigError
-        On a parameter the loss does not take, listing those it takes and
-        those every task takes.
-    """
-    name = task_class.loss_name
-    known = loss_param_names(get_loss_class(name))
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"Unknown parameter(s) {unknown} for task '{name}': its loss takes "
-            f"{', '.join(known) if known else 'no parameter'}, and the task takes {', '.join(task_params(task_class))}."
-        )
-    return dict(params)
 
 
 def training_classes(prepared_data: Dict, segments: np.ndarray) -> list:

@@ -26,9 +26,9 @@ import numpy as np
 from pyannote.audio.core.task import Scopes, Subsets, get_dtype
 
 from ..errors import ConfigError, DataError
-from .file_record import FileRecord
-from .protocol_lists import SubsetLists
-from .rttm_uem import UnusualFile
+from ..data.protocols.file_record import FileRecord
+from ..data.protocols.lists import SubsetLists
+from ..data.protocols.rttm_uem import UnusualFile
 
 __all__ = ["prepare_protocol_data", "subset_records"]
 

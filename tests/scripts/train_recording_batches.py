@@ -13,7 +13,7 @@ from pathlib import Path
 from lightning import Callback
 
 from pyannote_embloss.experiment import Experiment
-from pyannote_embloss.training import train
+from pyannote_embloss.training.run import train
 
 
 class RecordBatches(Callback):
