@@ -421,6 +421,9 @@ def evaluate(
         True, "--cache/--no-cache", help="Read and store embeddings in EXP/embeddings (safe to delete): a second "
         "evaluate embeds only what is missing."
     ),
+    device: str = typer.Option("cpu", help="Torch device to embed on: cpu, cuda, cuda:1, mps..."),
+    # apply's help, word for word (one meaning per option name): files of exactly equal length share a forward pass
+    batch_size: int = typer.Option(32, help="Windows (or pieces of files) embedded at once."),
     progress: bool = ProgressOpt,
 ):
     """Embed each trial file whole, score (cosine, normalised, PLDA), report EER and minDCF; calibrate on development trials."""
@@ -447,6 +450,8 @@ def evaluate(
         rir_dir=rir_dir,
         trust_checkpoint=trust_checkpoint,
         cache=cache,
+        device=device,
+        batch_size=batch_size,
     )
     results = evaluate_experiment(Experiment.load(experiment_dir), options)
     typer.echo(_format_results(results))

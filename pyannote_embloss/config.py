@@ -442,7 +442,13 @@ def build_scheduler(section: SchedulerConfig, optimizer, total_steps: int, total
 # ---------------------------------------------------------------- augmentation
 
 #: the augmentation transforms (pyannote_embloss.data.augmentation applies them)
-TRANSFORMS = ("babble", "noise", "colored_noise", "reverb")
+TRANSFORMS = ("babble", "noise", "colored_noise", "reverb", "telephone")
+#: G.711's companding laws, the codecs of the `telephone` transform (and test condition)
+TELEPHONE_CODECS = ("mu-law", "a-law")
+#: what a lost packet of the `telephone` transform becomes: the previous packet again, or silence
+CONCEALMENTS = ("repeat", "zero")
+#: the Nyquist frequency of the 8 kHz telephone line, Hz: the `telephone` transform's highest band edge
+TELEPHONE_NYQUIST = 4000.0
 #: which files of a noise or impulse response folder a transform draws from (io.file_subset)
 AUGMENTATION_SUBSETS = ("train", "test", "all")
 
@@ -471,7 +477,40 @@ _TRANSFORM_KEYS = {
     "noise": {"directory", "snr", "categories", "subset"},
     "colored_noise": {"snr", "f_decay"},
     "reverb": {"directory", "rt60", "num", "subset"},
+    "telephone": {"low", "high", "codec", "packet_loss", "concealment"},
 }
+
+
+def _check_telephone(transform: dict, path: Path) -> dict:
+    """The `telephone` transform's own keys: band edges, codecs, packet loss (defaults around G.712/G.711)"""
+    low = _range(transform.get("low", (200.0, 400.0)), "telephone low (lower band edge, Hz)", path, low=0.0)
+    high = _range(transform.get("high", (3000.0, 3600.0)), "telephone high (upper band edge, Hz)", path, low=0.0)
+    if high[1] > TELEPHONE_NYQUIST:
+        raise ConfigError(
+            f"{path}: augmentation telephone high [{high[0]:g}, {high[1]:g}] goes above {TELEPHONE_NYQUIST:g} Hz, "
+            "the Nyquist frequency of the 8 kHz line: keep it at most 4000."
+        )
+    if low[1] >= high[0]:
+        raise ConfigError(
+            f"{path}: augmentation telephone low [{low[0]:g}, {low[1]:g}] must be below high [{high[0]:g}, {high[1]:g}] "
+            "(every lower band edge below every upper one, e.g. low: [200, 400], high: [3000, 3600])."
+        )
+    codec = transform.get("codec", list(TELEPHONE_CODECS))
+    codecs = [codec] if isinstance(codec, str) else codec
+    if not isinstance(codecs, (list, tuple)) or not codecs or any(c not in TELEPHONE_CODECS for c in codecs):
+        raise ConfigError(
+            f"{path}: augmentation telephone codec must be {' or '.join(TELEPHONE_CODECS)}, or a list of them to draw "
+            f"from (got {codec!r})."
+        )
+    loss = _range(transform.get("packet_loss", (0.0, 0.05)), "telephone packet_loss", path, low=0.0)
+    if loss[1] > 1.0:
+        raise ConfigError(f"{path}: augmentation telephone packet_loss must be a rate in [0, 1] (got [{loss[0]:g}, {loss[1]:g}]).")
+    concealment = transform.get("concealment", "repeat")
+    if concealment not in CONCEALMENTS:
+        raise ConfigError(
+            f"{path}: augmentation telephone concealment must be {' or '.join(CONCEALMENTS)} (got {concealment!r})."
+        )
+    return {"low": low, "high": high, "codec": tuple(dict.fromkeys(codecs)), "packet_loss": loss, "concealment": concealment}
 
 
 def check_transform(transform, path: Path) -> dict:
@@ -526,6 +565,8 @@ def check_transform(transform, path: Path) -> dict:
         checked["rt60"] = _range(transform.get("rt60", (0.2, 0.8)), "reverb rt60", path, low=0.05)
         checked["num"] = int(transform.get("num", 200))
         checked["subset"] = subset
+    elif name == "telephone":
+        checked.update(_check_telephone(transform, path))
     return checked
 
 

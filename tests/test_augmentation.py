@@ -1,4 +1,4 @@
-"""Augmentation of training chunks: measured SNRs, reverberation alignment, speed perturbation, reproducibility"""
+"""Augmentation of training chunks: measured SNRs, reverberation alignment, speed perturbation, telephone line, reproducibility"""
 
 import random
 import shutil
@@ -14,10 +14,13 @@ from pyannote_embloss.data.augmentation import (
     Augmentation,
     ImpulseResponses,
     NoiseSource,
+    band_limit,
+    packet_loss,
     reverberate,
     snr_db,
     speed_classes,
     speed_perturb,
+    telephone,
 )
 from pyannote_embloss.config import check_augmentation
 from pyannote_embloss.errors import AudioDecodingError, ConfigError
@@ -191,15 +194,21 @@ def test_augmentation_is_reproducible_under_a_seed(chunks, musan):
         },
         CONFIG,
     )
+    # about 80 % of the chunks are changed, the others are left alone
+    assert_reproducible(config, chunks, min_changed=4)
+
+
+def assert_reproducible(config: dict, chunks, min_changed: int) -> None:
+    """Same seed and epoch: same output; another epoch: another; at least `min_changed` of the 8 chunks
+    changed (drawn with the augmentation's probability); the global torch generator untouched (colored
+    noise and the telephone line draw from the augmentation's own generator)"""
     first = Augmentation(config, seed=3)(chunks, list(range(8)), random.Random("epoch 0"))
     second = Augmentation(config, seed=3)(chunks, list(range(8)), random.Random("epoch 0"))
     assert torch.equal(first, second)
     other = Augmentation(config, seed=3)(chunks, list(range(8)), random.Random("epoch 1"))
     assert not torch.equal(first, other)
-    # about 80 % of the chunks are changed, the others are left alone
     changed = [not torch.equal(a, b) for a, b in zip(chunks, first)]
-    assert 4 <= sum(changed) <= 8
-    # the global torch generator is not touched (colored noise draws from our generator)
+    assert min_changed <= sum(changed) <= 8
     torch.manual_seed(0)
     expected = torch.rand(1)
     torch.manual_seed(0)
@@ -227,6 +236,16 @@ def test_noise_and_impulse_response_files_are_split_for_test_conditions(musan):
         ({"probability": 1.5}, "probability must be a probability in [0, 1]"),
         ({"speed": [0.1]}, "speed must be a list of factors"),
         ({"transforms": [{"name": "noise"}]}, "needs a 'directory'"),
+        ({"transforms": [{"name": "telephone", "low": [3500, 3700]}]}, "telephone low [3500, 3700] must be below high [3000, 3600]"),
+        ({"transforms": [{"name": "telephone", "low": 300, "high": [3000, 4400]}]}, "telephone high [3000, 4400] goes above 4000 Hz"),
+        ({"transforms": [{"name": "telephone", "high": [3400, 3000]}]}, "telephone high (upper band edge, Hz) range [3400.0, 3000.0] has min > max"),
+        ({"transforms": [{"name": "telephone", "low": [-100, 300]}]}, "telephone low (lower band edge, Hz) must be at least 0.0"),
+        ({"transforms": [{"name": "telephone", "codec": "gsm"}]}, "telephone codec must be mu-law or a-law"),
+        ({"transforms": [{"name": "telephone", "codec": []}]}, "telephone codec must be mu-law or a-law"),
+        ({"transforms": [{"name": "telephone", "packet_loss": [0, 1.5]}]}, "telephone packet_loss must be a rate in [0, 1]"),
+        ({"transforms": [{"name": "telephone", "concealment": "fade"}]}, "telephone concealment must be repeat or zero"),
+        ({"transforms": [{"name": "telephone", "band": [300, 3400]}]}, "unknown key 'band' for augmentation 'telephone'"),
+        ({"transforms": [{"name": "telefone"}]}, "unknown augmentation transform 'telefone' (did you mean 'telephone'?)"),
     ],
 )
 def test_bad_augmentation_config_names_the_key(section, message):
@@ -245,3 +264,103 @@ def test_empty_noise_directory_and_unreadable_noise_file(tmp_path):
     (broken / "bad.wav").write_bytes(b"RIFF not really a wav file")
     with pytest.raises(AudioDecodingError, match="bad.wav"):
         NoiseSource(broken, subset="all")
+
+
+# ---------------------------------------------------------------- the telephone line
+
+
+def energy_above(waveform, frequency, sample_rate=16000):
+    """Share of `waveform`'s energy above `frequency` Hz (FFT)"""
+    power = torch.fft.rfft(waveform.double()).abs().pow(2).sum(0)
+    frequencies = torch.fft.rfftfreq(waveform.shape[-1], d=1.0 / sample_rate)
+    return float(power[frequencies > frequency].sum() / power.sum())
+
+
+def upper_edge(waveform, tolerance=1e-4, sample_rate=16000):
+    """The lowest frequency above which `waveform` has less than `tolerance` of its energy"""
+    power = torch.fft.rfft(waveform.double()).abs().pow(2).sum(0)
+    frequencies = torch.fft.rfftfreq(waveform.shape[-1], d=1.0 / sample_rate)
+    above = power.flip(0).cumsum(0).flip(0) / power.sum()
+    return float(frequencies[(above < tolerance).nonzero()[0]])
+
+
+def test_telephone_defaults():
+    checked = check_augmentation({"transforms": [{"name": "telephone"}]}, CONFIG)["transforms"][0]
+    assert checked == {
+        "name": "telephone", "probability": 1.0, "weight": 1.0, "low": (200.0, 400.0), "high": (3000.0, 3600.0),
+        "codec": ("mu-law", "a-law"), "packet_loss": (0.0, 0.05), "concealment": "repeat",
+    }
+    # one codec may be given alone
+    assert check_augmentation({"transforms": [{"name": "telephone", "codec": "a-law"}]}, CONFIG)["transforms"][0]["codec"] == ("a-law",)
+
+
+def test_telephone_transform_is_drawn_and_band_limited(chunks):
+    config = check_augmentation(
+        {"transforms": [{"name": "telephone", "low": [200, 400], "high": [3000, 3600], "packet_loss": 0}]}, CONFIG
+    )
+    augmentation = Augmentation(config)
+    out = augmentation(chunks, list(range(8)), random.Random(0))
+    assert out.shape == chunks.shape and out.dtype == chunks.dtype and torch.isfinite(out).all()
+    for clean, line in zip(chunks, out):
+        assert not torch.equal(clean, line)
+        assert energy_above(clean, 3600) > 1e-3  # real speech has energy above the band: it is removed
+        assert energy_above(line, 3600) < 1e-4  # what remains is the codec's quantisation noise
+        assert energy_above(line, 4000) < 1e-12  # nothing above the 8 kHz line's Nyquist frequency
+    # the band's upper edge is drawn per chunk, within the configured range: one chunk, eight draws
+    edges = [upper_edge(line) for line in augmentation(chunks[3:4].repeat(8, 1, 1), [0] * 8, random.Random(1))]
+    assert all(2900 <= edge <= 3600 for edge in edges), edges
+    assert max(edges) - min(edges) > 150, edges
+    assert upper_edge(chunks[3]) > 7000
+
+
+def test_telephone_transform_is_reproducible_under_a_seed(chunks):
+    config = check_augmentation({"probability": 0.7, "transforms": [{"name": "telephone", "packet_loss": [0, 0.2]}]}, CONFIG)
+    assert_reproducible(config, chunks, min_changed=3)
+
+
+@pytest.mark.parametrize("codec", ["mu-law", "a-law"])
+def test_telephone_codecs_quantise_to_256_levels(chunks, codec):
+    import torchaudio
+
+    band = (300.0, 3400.0)
+    for clean in chunks[:4]:
+        narrow = torchaudio.functional.resample(clean, 16000, 8000)
+        line = telephone(narrow, 8000, band, codec)  # at 8 kHz, the line's own samples: 8-bit codes
+        assert line.shape == narrow.shape
+        assert torch.unique(line).numel() <= 256
+        assert torch.unique(band_limit(narrow, 8000, *band)).numel() > 5000
+        # companding keeps about 38 dB of SNR over the speech's range (G.711), whatever its level
+        for gain in (1.0, 0.01):
+            reference = band_limit(narrow * gain, 8000, *band)
+            assert 30.0 < snr_db(reference, telephone(narrow * gain, 8000, band, codec)) < 45.0
+    # the two laws quantise differently, at 16 kHz too
+    mu, a = (telephone(chunks[0], 16000, band, c) for c in ("mu-law", "a-law"))
+    assert not torch.equal(mu, a) and snr_db(mu, a) > 25.0
+    config = check_augmentation({"transforms": [{"name": "telephone", "codec": codec, "packet_loss": 0}]}, CONFIG)
+    out = Augmentation(config, sample_rate=8000)(chunks[:, :, ::2], list(range(8)), random.Random(0))
+    assert all(torch.unique(line).numel() <= 256 for line in out)
+
+
+@pytest.mark.parametrize("concealment", ["zero", "repeat"])
+def test_telephone_packet_loss(chunks, concealment):
+    config = check_augmentation(
+        {"transforms": [{"name": "telephone", "packet_loss": [0.2, 0.4], "concealment": concealment}]}, CONFIG
+    )
+    narrow = chunks[:, :, ::2].contiguous()  # 8 kHz: the line's 20 ms packets are 160 samples
+    out = Augmentation(config, sample_rate=8000)(narrow, list(range(8)), random.Random(0))
+    packets = out[:, 0, : 16000 // 160 * 160].reshape(8, -1, 160)  # (chunk, packet, sample)
+    if concealment == "zero":
+        lost = (packets == 0).all(dim=-1)
+    else:
+        lost = (packets[:, 1:] == packets[:, :-1]).all(dim=-1)
+    rates = lost.float().mean(dim=1)
+    assert all(0.05 <= rate <= 0.6 for rate in rates), rates  # about 20 to 40 % of 100 packets
+    # without loss, no packet is repeated nor silent
+    lossless = Augmentation(check_augmentation({"transforms": [{"name": "telephone", "packet_loss": 0}]}, CONFIG),
+                            sample_rate=8000)(narrow, list(range(8)), random.Random(0))
+    packets = lossless[:, 0, : 16000 // 160 * 160].reshape(8, -1, 160)
+    assert not (packets == 0).all(dim=-1).any() and not (packets[:, 1:] == packets[:, :-1]).all(dim=-1).any()
+    # the function itself: a rate of 0 changes nothing, a rate of 1 loses everything
+    x = narrow[0]
+    assert torch.equal(packet_loss(x, 0.0, random.Random(0)), x)
+    assert torch.equal(packet_loss(x, 1.0, random.Random(0), concealment=concealment), torch.zeros_like(x))

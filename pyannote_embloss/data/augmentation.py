@@ -11,6 +11,20 @@
         - {name: reverb, directory: /data/RIRS_NOISES}        # or impulse responses from files
         - {name: noise, directory: /data/musan, snr: [0, 15]} # any directory; MUSAN's noise/music/speech
         - {name: colored_noise, snr: [5, 20], f_decay: [-2, 2]}
+        - {name: telephone, low: [200, 400], high: [3000, 3600], codec: [mu-law, a-law],
+           packet_loss: [0, 0.05], concealment: repeat}          # a narrowband phone line
+
+The ``telephone`` transform is the chain of the ``telephone`` test condition
+(:func:`telephone`: band-pass, 8 kHz, G.711 companding, back to the model's
+rate) with its parameters drawn per chunk: the pass band's edges uniformly in
+`low` and `high` (Hz; defaults [200, 400] and [3000, 3600], around G.712's
+300-3,400 Hz; `high` at most 4,000 and every `low` below every `high`), the
+codec among `codec` (``mu-law``, ``a-law``; default both), and a packet loss
+rate uniformly in `packet_loss` (default [0, 0.05]): at that rate, 20 ms
+packets of the 8 kHz line are lost (:func:`packet_loss`) and concealed as
+`concealment` says, ``repeat`` (the previous packet played again, the
+default, as G.711 Appendix I's concealment does in spirit) or ``zero``
+(silence). Pure torch and torchaudio: no codec library is needed.
 
 Every random draw comes from the sampler's random generator (one per epoch,
 process and data-loading worker), so that augmentation is reproducible
@@ -40,6 +54,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import CONCEALMENTS, TELEPHONE_CODECS
 from ..errors import ConfigError, MissingFileError
 from ..io import audio_files, split_files
 
@@ -54,6 +69,7 @@ __all__ = [
     "speed_perturb",
     "snr_db",
     "telephone",
+    "packet_loss",
     "band_limit",
     "channel_response",
     "colour",
@@ -115,6 +131,8 @@ def reverberate(waveform: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
 TELEPHONE_BAND = (300.0, 3400.0)
 #: the sample rate of narrowband telephony (G.711), Hz
 TELEPHONE_RATE = 8000
+#: duration of a VoIP packet, s (20 ms: 160 samples of G.711 at 8 kHz)
+PACKET_DURATION = 0.02
 
 
 def band_limit(waveform: torch.Tensor, sample_rate: int, low: float, high: float) -> torch.Tensor:
@@ -131,6 +149,9 @@ def telephone(
     sample_rate: int,
     band: Tuple[float, float] = TELEPHONE_BAND,
     codec: str = "mu-law",
+    loss: float = 0.0,
+    rng: Optional[random.Random] = None,
+    concealment: str = "repeat",
 ) -> torch.Tensor:
     """`waveform` as a narrowband telephone line delivers it, at `sample_rate` again
 
@@ -138,8 +159,9 @@ def telephone(
     to 8 kHz, coded with G.711's 8-bit companding (``"mu-law"`` or
     ``"a-law"``, each sample quantised to 256 levels, after a peak
     normalisation that the decoder undoes), then brought back to
-    `sample_rate` by an ideal interpolation (nothing above 4 kHz). It draws
-    nothing at random: the same input always gives the same output.
+    `sample_rate` by an ideal interpolation (nothing above 4 kHz). Without
+    packet loss it draws nothing at random: the same input always gives the
+    same output (the ``telephone`` test condition).
 
     Parameters
     ----------
@@ -148,10 +170,16 @@ def telephone(
     band : (low, high), optional
         Pass band in Hz, within (0, 4000).
     codec : {"mu-law", "a-law"}, optional
+    loss : float, optional
+        Packet loss rate in [0, 1] of the decoded 8 kHz line (:func:`packet_loss`). Defaults to 0.
+    rng : random.Random, optional
+        Draws the lost packets; needed when `loss` > 0.
+    concealment : {"repeat", "zero"}, optional
+        What a lost packet becomes. Defaults to "repeat".
     """
     import torchaudio.functional as F
 
-    if codec not in ("mu-law", "a-law"):
+    if codec not in TELEPHONE_CODECS:
         raise ConfigError(f"Unknown telephone codec '{codec}': use mu-law or a-law.")
     low, high = band
     narrow = band_limit(waveform.float(), sample_rate, low, high)
@@ -164,6 +192,10 @@ def telephone(
     else:
         line = _a_law(line.clamp(-1.0, 1.0))
     line = line * peak
+    if loss > 0:
+        if rng is None:
+            raise ValueError("telephone() needs an `rng` to draw lost packets")
+        line = packet_loss(line, loss, rng, TELEPHONE_RATE, concealment=concealment)
     if sample_rate != TELEPHONE_RATE:
         line = F.resample(line, orig_freq=TELEPHONE_RATE, new_freq=sample_rate)
         line = band_limit(line, sample_rate, 0.0, TELEPHONE_RATE / 2)  # the ideal interpolation's images removed
@@ -172,6 +204,40 @@ def telephone(
     if line.shape[-1] < num_samples:
         line = torch.nn.functional.pad(line, (0, num_samples - line.shape[-1]))
     return line.to(waveform.dtype)
+
+
+def packet_loss(
+    waveform: torch.Tensor,
+    rate: float,
+    rng: random.Random,
+    sample_rate: int = TELEPHONE_RATE,
+    packet: float = PACKET_DURATION,
+    concealment: str = "repeat",
+) -> torch.Tensor:
+    """`waveform` (channel, sample) with packets of `packet` seconds lost at `rate`
+
+    Each packet (the last one may be shorter) is lost independently with
+    probability `rate`, drawn from `rng`; a lost packet is replaced by the
+    previous one as played (``"repeat"``: consecutive losses repeat it again;
+    the first packet, having none before it, becomes silence) or by silence
+    (``"zero"``). A rate of 0 returns the input.
+    """
+    if concealment not in CONCEALMENTS:
+        raise ConfigError(f"Unknown packet loss concealment '{concealment}': use repeat or zero.")
+    if rate <= 0:
+        return waveform
+    size = max(1, int(round(packet * sample_rate)))
+    num_samples = waveform.shape[-1]
+    out = waveform.clone()
+    for start in range(0, num_samples, size):
+        if rng.random() >= rate:
+            continue
+        end = min(start + size, num_samples)
+        if concealment == "zero" or start == 0:
+            out[..., start:end] = 0
+        else:
+            out[..., start:end] = out[..., start - size : start - size + end - start]
+    return out
 
 
 def channel_response(rng: random.Random, sample_rate: int, num_bins: int, peaks: int = 3) -> torch.Tensor:
@@ -530,6 +596,11 @@ class Augmentation:
             snr = rng.uniform(*config["snr"])
             f_decay = rng.uniform(*config["f_decay"])
             return add_colored_noise(x, snr, f_decay, rng, self.sample_rate)
+        if name == "telephone":
+            band = (rng.uniform(*config["low"]), rng.uniform(*config["high"]))
+            codec = rng.choice(config["codec"])
+            loss = rng.uniform(*config["packet_loss"])
+            return telephone(x, self.sample_rate, band, codec, loss=loss, rng=rng, concealment=config["concealment"])
         raise AssertionError(name)  # pragma: no cover
 
 

@@ -19,6 +19,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..data.trials import Trial
 from ..errors import DataError, MissingFileError
 from ..io import PathLike
 
@@ -36,10 +37,9 @@ class TrialList:
     ----------
     path : Path
         The trial list.
-    pairs : list of (str, str)
-        The two paths of each trial, as written in the list.
-    labels : list of int or None
-        1, 0, or None (no label) for each trial.
+    trials : list of Trial
+        Each trial (:class:`pyannote_embloss.data.trials.Trial`): its label
+        (1, 0, or None: no label) and its two paths, as written in the list.
     lines : list of int
         Line number of each trial in the list.
     files : list of Path
@@ -50,15 +50,24 @@ class TrialList:
     """
 
     path: Path
-    pairs: List[tuple]
-    labels: List[Optional[int]]
+    trials: List[Trial]
     lines: List[int]
     files: List[Path]
     index1: np.ndarray
     index2: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.trials)
+
+    @property
+    def pairs(self) -> List[tuple]:
+        """The two paths of each trial, as written in the list"""
+        return [(trial.first, trial.second) for trial in self.trials]
+
+    @property
+    def labels(self) -> List[Optional[int]]:
+        """1, 0, or None (no label) for each trial"""
+        return [trial.reference for trial in self.trials]
 
     @classmethod
     def read(cls, path: PathLike) -> "TrialList":
@@ -75,7 +84,7 @@ class TrialList:
         path = Path(path)
         if not path.is_file():
             raise MissingFileError(f"Trial list '{path}' does not exist.")
-        pairs, labels, lines, rows, files = [], [], [], {}, []
+        trials, lines, rows, files = [], [], {}, []
         index = ([], [])
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, start=1):
@@ -95,12 +104,11 @@ class TrialList:
                         rows[audio] = len(files)
                         files.append(audio)
                     index[side].append(rows[audio])
-                pairs.append(tuple(fields))
-                labels.append(label)
+                trials.append(Trial(label, *fields))
                 lines.append(number)
-        if not pairs:
+        if not trials:
             raise DataError(f"{path} has no trial: expected lines {FORMAT}.")
-        return cls(path, pairs, labels, lines, files, np.array(index[0]), np.array(index[1]))
+        return cls(path, trials, lines, files, np.array(index[0]), np.array(index[1]))
 
     def check_audio(self) -> None:
         """Refuse a trial whose audio file does not exist, naming it

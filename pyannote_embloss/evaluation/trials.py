@@ -217,7 +217,7 @@ class Trials:
         Every speech turn of the subset's files, within their annotated
         regions and without their overlapped speech, that lasts at least
         `min_duration` is an utterance. Target trials pair turns of the same
-        label, non-target trials turns of different labels (:func:`pyannote_embloss.data.pairs.draw_pairs`):
+        label, non-target trials turns of different labels (:func:`pyannote_embloss.data.trials.draw_pairs`):
         with ``scope: global``, pairs may cross files; with ``scope: database``
         they stay within a database, with ``scope: file`` within a file.
 
@@ -258,7 +258,7 @@ class Trials:
                 f"Protocol {protocol.name}: no speech turn of its {subset} subset lasts {min_duration:g} s or more "
                 "(without overlapped speech): there is nothing to make trials of. Lower the minimum turn duration."
             )
-        from ..data.pairs import draw_pairs
+        from ..data.trials import draw_pairs
 
         try:
             pairs = draw_pairs(labels, seed=f"{seed}:{subset}", groups=groups, max_trials=max_trials)

@@ -29,7 +29,7 @@ from pyannote.audio.core.model import Model
 from ..data.augmentation import NoiseSource
 from ..data.conditions import Condition, TestConditions, check_disjoint
 from ..inference.cache import CACHE_DIR, EmbeddingCache
-from ..inference.embedding import embed_files
+from ..inference.embedding import DEFAULT_BATCH_SIZE, check_device, embed_files
 from ..config import POSITIVE_INTEGER
 from ..errors import ConfigError, DataError
 from ..lock import OutputLock
@@ -165,11 +165,13 @@ class TrainingEmbeddings:
         files_per_speaker: Optional[int] = None,
         max_speakers: Optional[int] = None,
         budget: Optional[int] = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> "TrainingEmbeddings":
-        """Embed the training utterances of `protocol` (:func:`training_files`; `cache` as in `embed_files`)"""
+        """Embed the training utterances of `protocol` (:func:`training_files`; `cache`, `batch_size` as in `embed_files`)"""
         paths, speakers, segments = training_files(protocol, files_per_speaker, max_speakers, budget)
         embeddings = embed_files(
-            model, paths, progress=progress, desc="Embedding training files", segments=segments, cache=cache
+            model, paths, progress=progress, desc="Embedding training files", segments=segments, cache=cache,
+            batch_size=batch_size,
         )
         return cls(embeddings=embeddings, speakers=list(speakers))
 
@@ -227,6 +229,7 @@ def evaluate_model(
     plda: Optional[PLDA] = None,
     development: Optional[Trials] = None,
     cache=None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict:
     """Embed trial files whole, score trials, compute EER and minDCF, and calibrate on development trials
 
@@ -247,6 +250,8 @@ def evaluate_model(
         (see :func:`calibrate`).
     cache : EmbeddingCache, optional
         Embeddings already computed (:mod:`pyannote_embloss.inference.cache`).
+    batch_size : int, optional
+        Utterances per forward pass (:func:`~pyannote_embloss.inference.embedding.embed_files`).
 
     Returns
     -------
@@ -262,7 +267,9 @@ def evaluate_model(
         labels (numpy arrays, not written to JSON).
     """
     if embeddings is None:
-        embeddings = embed_files(model, trials.paths, progress=progress, segments=trials.segments, cache=cache)
+        embeddings = embed_files(
+            model, trials.paths, progress=progress, segments=trials.segments, cache=cache, batch_size=batch_size
+        )
     named = scorings(cohort, plda, top_n=top_n)
     results: dict = {"normalized": {}, "scores": {}}
     for name, normalization in named.items():
@@ -275,7 +282,9 @@ def evaluate_model(
         else:
             results["normalized"][name] = metrics
     if development is not None:
-        calibrate(model, development, named, results, trials.reference, progress=progress, cache=cache)
+        calibrate(
+            model, development, named, results, trials.reference, progress=progress, cache=cache, batch_size=batch_size
+        )
     if cohort is not None:
         results["cohort"] = {"speakers": len(cohort), "top_n": min(top_n, len(cohort))}
     results["num_files"] = trials.num_files
@@ -285,7 +294,8 @@ def evaluate_model(
 
 
 def calibrate(
-    model: Model, development: Trials, named: dict, results: dict, y_true: np.ndarray, progress: bool = True, cache=None
+    model: Model, development: Trials, named: dict, results: dict, y_true: np.ndarray, progress: bool = True, cache=None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ):
     """Fit each scoring's calibration on the development trials, report it on the evaluated trials
 
@@ -307,7 +317,7 @@ def calibrate(
     """
     embeddings = embed_files(
         model, development.paths, progress=progress, desc="Embedding development trials", segments=development.segments,
-        cache=cache,
+        cache=cache, batch_size=batch_size,
     )
     for name, normalization in named.items():
         calibration = Calibration.fit(development.score(embeddings, normalization), development.reference, scoring=name)
@@ -327,14 +337,20 @@ def evaluate_conditions(
     progress: bool = True,
     n_resamples: int = 1000,
     cache=None,
+    plda: Optional[PLDA] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict:
-    """Raw cosine metrics of the trials in each corrupted test condition
+    """Raw cosine (and PLDA) metrics of the trials in each corrupted test condition
+
+    The PLDA is the one fitted on the clean training sample: a condition
+    corrupts the test files only, as a new channel would.
 
     Returns
     -------
     results : dict
         {condition name: metrics (with "ci", and "scores" as a numpy array)},
-        clean excluded.
+        clean excluded. With `plda`, each condition's metrics also hold
+        "normalized": {"plda": metrics (with "ci", and "scores")}.
     """
     results, names = {}, trials.names
     for condition in conditions.conditions:
@@ -349,11 +365,18 @@ def evaluate_conditions(
             segments=trials.segments,
             cache=cache,
             conditions=[conditions.identity(condition, name) for name in names],
+            batch_size=batch_size,
         )
-        scores = trials.score(embeddings)
-        metrics = detection_metrics(trials.reference, scores)
-        metrics["ci"] = bootstrap_confidence_intervals(trials.reference, scores, n_resamples=n_resamples)
-        metrics["scores"] = scores
+        metrics = {}
+        for name, scoring in scorings(plda=plda).items():
+            scores = trials.score(embeddings, scoring)
+            scored = detection_metrics(trials.reference, scores)
+            scored["ci"] = bootstrap_confidence_intervals(trials.reference, scores, n_resamples=n_resamples)
+            scored["scores"] = scores
+            if scoring is None:
+                metrics.update(scored)
+            else:
+                metrics.setdefault("normalized", {})[name] = scored
         results[condition.name] = metrics
     return results
 
@@ -457,6 +480,15 @@ class EvaluationOptions:
     cache : bool
         Read and store embeddings in the experiment's cache (``EXP/embeddings``,
         :mod:`pyannote_embloss.inference.cache`). Defaults to True.
+    device : str
+        Torch device the model embeds on: "cpu" (default), "cuda", "cuda:1",
+        "mps"... Checked to be available when the options are built.
+    batch_size : int
+        At most this many utterances per forward pass; only utterances of
+        exactly the same number of samples share one (never padded: the
+        scores are those of one-by-one extraction to 1e-5). Defaults to
+        :data:`~pyannote_embloss.inference.embedding.DEFAULT_BATCH_SIZE`; 1
+        embeds them one by one.
     """
 
     protocol: Optional[str] = None
@@ -476,16 +508,19 @@ class EvaluationOptions:
     rir_dir: Optional[str] = None
     trust_checkpoint: bool = False
     cache: bool = True
+    device: str = "cpu"
+    batch_size: int = DEFAULT_BATCH_SIZE
 
     def __post_init__(self):
         if self.subset not in SUBSETS:
             raise ConfigError(f"--subset must be one of {', '.join(SUBSETS)} (got {self.subset!r}).")
         self.conditions = list(self.conditions or [])
         for option in ("cohort_files_per_speaker", "cohort_size", "top_n", "training_files_per_speaker",
-                       "training_speakers", "training_budget"):
+                       "training_speakers", "training_budget", "batch_size"):
             value = getattr(self, option)
             if value is not None:
                 POSITIVE_INTEGER.check(value, CLI_OPTIONS.get(option, "--" + option.replace("_", "-")))
+        check_device(self.device)
 
 
 def evaluate(experiment: Experiment, options: Optional[EvaluationOptions] = None, **kwargs) -> dict:
@@ -543,7 +578,7 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
     protocol, subset, progress = options.protocol, options.subset, options.progress
     protocol_name = experiment.protocol_name(protocol)
     checkpoint = experiment.checkpoint(options.checkpoint)
-    model = load_model(experiment, checkpoint, trust=options.trust_checkpoint)
+    model = load_model(experiment, checkpoint, trust=options.trust_checkpoint, device=options.device)
     cache = EmbeddingCache.for_model(experiment.directory / CACHE_DIR, model, checkpoint) if options.cache else None
     loaded = get_protocol(protocol_name, database_yml=options.database)
     trials = experiment_trials(experiment, loaded, subset)
@@ -555,14 +590,14 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
         training = TrainingEmbeddings.of(
             model, loaded, progress=progress, cache=cache,
             files_per_speaker=options.training_files_per_speaker, max_speakers=options.training_speakers,
-            budget=options.training_budget,
+            budget=options.training_budget, batch_size=options.batch_size,
         )
         cohort = training.cohort(options.cohort_files_per_speaker, size=options.cohort_size)
         plda, plda_report = _fit_plda(training, plda_directory(experiment, protocol_name))
     development, calibration_note = _calibration_trials(experiment, loaded, subset)
     results = {"schema": EVALUATE_SCHEMA, **evaluate_model(
         model, trials, cohort=cohort, top_n=options.top_n, progress=progress, plda=plda, development=development,
-        cache=cache,
+        cache=cache, batch_size=options.batch_size,
     )}
     if calibration_note is not None:
         results["calibration"], results["calibration_note"] = None, calibration_note
@@ -579,8 +614,13 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
     y_true, scores = results.pop("y_true"), results.pop("scores")
     condition_scores = {}
     if corruptions is not None:
-        results["conditions"] = evaluate_conditions(model, trials, corruptions, progress=progress, cache=cache)
+        results["conditions"] = evaluate_conditions(
+            model, trials, corruptions, progress=progress, cache=cache, plda=plda, batch_size=options.batch_size
+        )
         condition_scores = {name: metrics.pop("scores") for name, metrics in results["conditions"].items()}
+        for metrics in results["conditions"].values():  # the PLDA's scores: not in the JSON
+            for scored in metrics.get("normalized", {}).values():
+                scored.pop("scores")
     results.update(
         experiment=experiment.name,
         protocol=protocol_name,

@@ -11,7 +11,12 @@ An entry's key is a digest of
 * the **model**: the checkpoint file's content (SHA-256), or, for a
   training-free model, its class and hyper-parameters;
 * the **extraction**: how a whole utterance becomes one embedding (the model's
-  sample rate, the piece duration of long files, this module's format version);
+  sample rate, the piece duration of long files, this module's format version,
+  and the device type when it is not the CPU: a GPU's kernels, e.g. cuDNN's
+  TF32 convolutions, may give embeddings farther from the CPU's than rounding). Not
+  the batch size: batching embeds the same samples, never padded, and changes
+  an embedding by float rounding only (below 1e-5, tests/test_embedding.py),
+  so entries are shared whatever ``--batch-size`` computed them;
 * the **audio**: the file's real path, size and modification time (a file
   replaced or edited gets new entries), and the segment (start, end), or the
   whole file;
@@ -99,6 +104,9 @@ class EmbeddingCache:
         from .embedding import MAX_PIECE_DURATION
 
         extraction = {"sample_rate": model.audio.sample_rate, "mono": "downmix", "piece": MAX_PIECE_DURATION}
+        device = getattr(model, "device", None)
+        if device is not None and device.type != "cpu":  # CPU keys unchanged: existing caches stay valid
+            extraction["device"] = device.type
         return cls(directory, model_digest(checkpoint, model), extraction, max_bytes=max_bytes)
 
     # -- keys ----------------------------------------------------------------------------------------------

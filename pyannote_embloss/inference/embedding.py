@@ -8,10 +8,21 @@ what to embed.
 >>> window = Window("sliding").resolve(model)          # training chunk duration, quarter step
 >>> for key, embeddings in iter_embeddings(model, [("a", waveform)], window): ...
 >>> matrix = embed_files(model, ["1.wav", "2.wav"])   # (2, dimension), whole files
+
+Batching never changes what is embedded: a forward pass takes waveforms of
+exactly the same number of samples (whole files of equal length, equal pieces
+of long files, sliding windows), never padded or cropped ones. Padding would
+change the embeddings (the log-mel front-end's mean normalisation, SincNet's
+instance norms and statistics pooling would see the padded frames), and the
+architectures have no mask. :func:`embed_files` embeds its files sorted by
+duration, so that those of equal length share forward passes; the embeddings
+are those of one-by-one extraction to float rounding (below 1e-5,
+tests/test_embedding.py).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
@@ -23,12 +34,14 @@ from pyannote.core import SlidingWindow, SlidingWindowFeature
 from tqdm import tqdm
 
 from ..data.audio import load_audio
-from ..errors import ConfigError
+from ..errors import AudioDecodingError, ConfigError
 
 __all__ = [
     "Window",
     "WINDOWS",
     "MAX_PIECE_DURATION",
+    "DEFAULT_BATCH_SIZE",
+    "check_device",
     "LongAudio",
     "open_audio",
     "load_utterance",
@@ -41,6 +54,48 @@ __all__ = [
 MAX_PIECE_DURATION = 60.0
 
 WINDOWS = ("whole", "sliding")
+
+#: default number of waveforms (or pieces, or windows) embedded per forward pass
+DEFAULT_BATCH_SIZE = 32
+
+
+def check_device(device: Union[str, torch.device]) -> torch.device:
+    """The torch device named `device` ("cpu", "cuda", "cuda:1", "mps"...), checked to be usable here
+
+    Raises
+    ------
+    ConfigError
+        On a name torch does not know, or a device this machine does not have
+        (e.g. "cuda" without a GPU, or without a CUDA build of torch).
+    """
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"Unknown device {str(device)!r}: use cpu, cuda, cuda:N or mps.") from None
+    if resolved.type == "cpu":
+        return resolved
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = "a CUDA build" if torch.backends.cuda.is_built() else "a CPU-only build"
+            raise ConfigError(
+                f"Device '{device}' is not available: this machine has no usable CUDA GPU (torch {torch.__version__}, "
+                f"{build}). Use --device cpu."
+            )
+        if resolved.index is not None and resolved.index >= count:
+            raise ConfigError(
+                f"Device '{device}' is not available: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}."
+            )
+        return resolved
+    if resolved.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"Device '{device}' is not available: MPS needs an Apple silicon Mac. Use --device cpu.")
+        return resolved
+    try:
+        torch.empty(1, device=resolved)
+    except Exception as error:  # e.g. xpu without its runtime
+        raise ConfigError(f"Device '{device}' is not available ({type(error).__name__}: {error}). Use --device cpu.") from None
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -256,7 +311,7 @@ LONG_FILE_DURATION = 2 * MAX_PIECE_DURATION
 WHOLE_FILE_TOLERANCE = 0.0015
 
 
-def open_audio(model: Model, path: str, segment: Optional[tuple] = None):
+def open_audio(model: Model, path: str, segment: Optional[tuple] = None, duration: Optional[float] = None):
     """An utterance's waveform: a whole file, or a segment of it
 
     Parameters
@@ -268,6 +323,8 @@ def open_audio(model: Model, path: str, segment: Optional[tuple] = None):
     segment : (start, end), optional
         Segment of the file, in seconds. Defaults to the whole file; a segment
         that covers the file (to the millisecond) is the whole file.
+    duration : float, optional
+        The file's duration, when already read from its header.
 
     Returns
     -------
@@ -277,7 +334,8 @@ def open_audio(model: Model, path: str, segment: Optional[tuple] = None):
     """
     from ..data.audio import audio_duration
 
-    duration = audio_duration(path)
+    if duration is None:
+        duration = audio_duration(path)
     excerpt = audio_segment(segment, duration)
     if excerpt is not None:
         return load_audio(model.audio, str(path), excerpt)
@@ -286,11 +344,16 @@ def open_audio(model: Model, path: str, segment: Optional[tuple] = None):
     return load_audio(model.audio, str(path))
 
 
-def load_utterance(model: Model, path: str, segment: Optional[tuple] = None) -> torch.Tensor:
+def load_utterance(
+    model: Model, path: str, segment: Optional[tuple] = None, duration: Optional[float] = None
+) -> torch.Tensor:
     """An utterance's waveform in memory: the whole file, or its `segment` (as in :func:`open_audio`)"""
     from ..data.audio import audio_duration
 
-    excerpt = None if segment is None else audio_segment(segment, audio_duration(path))
+    if segment is None:
+        excerpt = None
+    else:
+        excerpt = audio_segment(segment, audio_duration(path) if duration is None else duration)
     return load_audio(model.audio, str(path), excerpt)
 
 
@@ -322,7 +385,7 @@ def iter_embeddings(
     model: Model,
     waveforms: Iterable[tuple[Any, torch.Tensor]],
     window: Union[str, Window] = "whole",
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     max_piece_duration: float = MAX_PIECE_DURATION,
 ) -> Iterator[tuple[Any, Union[np.ndarray, SlidingWindowFeature]]]:
     """Embed many waveforms, in batches
@@ -330,8 +393,12 @@ def iter_embeddings(
     Whole waveforms are cut into pieces of at most `max_piece_duration`
     (equal lengths, embedded together) and their embeddings averaged,
     weighted by duration, so that memory does not grow with file length.
-    Sliding windows of different waveforms share batches. A waveform's
-    embedding does not depend on the others it is batched with.
+    A forward pass takes pieces (or sliding windows) of exactly the same
+    number of samples, from one waveform or several (whole waveforms of
+    equal length share one), never padded: a waveform's embedding is the
+    same, to float rounding (below 1e-5), whatever it is batched with.
+    Waveforms of equal length share batches when they come close together
+    (:func:`embed_files` sorts its files by duration for that).
 
     Parameters
     ----------
@@ -342,7 +409,9 @@ def iter_embeddings(
     window : Window or {"whole", "sliding"}, optional
         Defaults to whole waveforms.
     batch_size : int, optional
-        Maximum number of pieces embedded at once. Defaults to 32.
+        Maximum number of pieces embedded at once, and how many are gathered
+        before embedding them. Defaults to :data:`DEFAULT_BATCH_SIZE`; 1
+        embeds each piece alone.
     max_piece_duration : float, optional
         In seconds. Defaults to 60.
 
@@ -376,13 +445,12 @@ def iter_embeddings(
 
     def run(jobs: list) -> Iterator:
         groups: dict = {}
-        for j, job in enumerate(jobs):
+        for job in jobs:
             job.outputs = [None] * len(job.pieces)
             for p, tensor in enumerate(job.pieces):
-                # sliding windows of equal size share batches across files; whole files do not,
-                # so that a file's embedding is the same whatever else is embedded with it
-                group = tuple(tensor.shape) if job.frames is not None else (j, tuple(tensor.shape))
-                groups.setdefault(group, []).append((job, p))
+                # pieces of exactly equal size share batches, within a waveform and across waveforms:
+                # never padded, so that an embedding does not depend on what it is batched with
+                groups.setdefault(tuple(tensor.shape), []).append((job, p))
         for items in groups.values():
             # at most `piece` samples (60 s of audio) per forward pass: memory does not grow with file length
             job, p = items[0]
@@ -428,7 +496,7 @@ def embed_waveform(
     waveform: torch.Tensor,
     window: Union[str, Window] = "whole",
     start: float = 0.0,
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Union[np.ndarray, SlidingWindowFeature]:
     """Embedding(s) of one (channel, sample) waveform
 
@@ -467,8 +535,14 @@ def embed_files(
     segments: Optional[Sequence] = None,
     cache=None,
     conditions: Optional[Sequence[str]] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> np.ndarray:
     """Embeddings of audio files, whole or segments of them
+
+    The files to embed (those not in `cache`) are embedded sorted by
+    duration, so that utterances of exactly the same number of samples share
+    forward passes (:func:`iter_embeddings`); the others are embedded alone,
+    never padded. On the model's device (``model.to(device)``).
 
     Parameters
     ----------
@@ -492,6 +566,10 @@ def embed_files(
         With `transform`: what identifies the transform of each file (its
         test condition, seed and name), for the cache. Without it, a
         transformed file is never cached.
+    batch_size : int, optional
+        At most this many utterances per forward pass. Defaults to
+        :data:`DEFAULT_BATCH_SIZE`; 1 embeds the files one by one, in their
+        order, without reading their durations first.
 
     Returns
     -------
@@ -526,15 +604,38 @@ def embed_files(
             else:
                 todo.append(i)
 
+    durations: dict = {}
+    if batch_size > 1 and len(todo) > 1:
+        todo = _by_duration(todo, paths, segment_of, durations)
+
     def waveforms():
         for i in tqdm(todo, desc=desc, unit="file", disable=not progress):
             if transform is None:
-                yield i, open_audio(model, str(paths[i]), segment_of(i))
+                yield i, open_audio(model, str(paths[i]), segment_of(i), duration=durations.get(i))
             else:
-                yield i, transform(load_utterance(model, str(paths[i]), segment_of(i)), i)
+                yield i, transform(load_utterance(model, str(paths[i]), segment_of(i), duration=durations.get(i)), i)
 
-    for i, embedding in iter_embeddings(model, waveforms(), window="whole"):
+    for i, embedding in iter_embeddings(model, waveforms(), window="whole", batch_size=batch_size):
         embeddings[i] = embedding
         if keys[i] is not None:
             cache.put(keys[i], embedding)
     return embeddings
+
+
+def _by_duration(todo: list, paths: Sequence, segment_of: Callable, durations: dict) -> list:
+    """`todo` sorted by utterance duration (files whose header cannot be read last); fills `durations` {i: file duration}
+
+    The header is what :func:`open_audio` reads anyway: given its duration, it does not read it again.
+    """
+    from ..data.audio import audio_duration
+
+    lengths = {}
+    for i in todo:
+        try:
+            durations[i] = audio_duration(paths[i])
+        except AudioDecodingError:  # decoding it raises, naming it, once the others are embedded
+            lengths[i] = math.inf
+            continue
+        excerpt = audio_segment(segment_of(i), durations[i])
+        lengths[i] = durations[i] if excerpt is None else excerpt.duration
+    return sorted(todo, key=lambda i: (lengths[i], i))

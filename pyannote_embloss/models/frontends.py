@@ -44,7 +44,10 @@ class LogMelFilterbank(nn.Module):
     n_mels : int, optional
         Number of mel bands (output channels). Defaults to 60.
     win_length, hop_length : float, optional
-        Frame length and step, in seconds. Default to 25 ms and 10 ms.
+        Frame length and step, in seconds. Default to 25 ms and 10 ms: in
+        samples of `sample_rate` (400 and 160 at 16 kHz, with a 512-point FFT;
+        200 and 80 at 8 kHz, with a 256-point FFT). The mel bands span 0 Hz to
+        the Nyquist frequency of `sample_rate` (4 kHz at 8 kHz).
     normalize : bool, optional
         Remove each band's mean over the input. Defaults to True.
     """
@@ -69,6 +72,8 @@ class LogMelFilterbank(nn.Module):
             win_length=self.win,
             hop_length=self.hop,
             n_mels=n_mels,
+            f_min=0.0,
+            f_max=sample_rate / 2,
             center=False,
             power=2.0,
         )

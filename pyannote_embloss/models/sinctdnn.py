@@ -27,6 +27,8 @@ from .frontends import LogMelFilterbank
 
 #: front-ends SincTDNN can use
 FRONTENDS = ("sincnet", "fbank")
+#: the only sample rate of pyannote.audio's SincNet block, Hz
+SINCNET_RATE = 16000
 
 
 class SincTDNN(EmbeddingModel, Model):
@@ -65,7 +67,11 @@ class SincTDNN(EmbeddingModel, Model):
     Parameters
     ----------
     sample_rate : int, optional
-        Audio sample rate. Only 16kHz is supported (SincNet limitation).
+        Audio sample rate. Defaults to 16000, the only rate of the SincNet
+        front-end (pyannote.audio's); the log-mel front-end takes any rate,
+        e.g. 8000 for a native narrowband (telephone) model: its frames stay
+        25 ms every 10 ms and its mel bands end at the rate's Nyquist frequency.
+        pyannote.audio's ``Inference`` resamples any input to the model's rate.
     num_channels : int, optional
         Number of channels. Only mono (1) is supported.
     stride : int, optional
@@ -113,6 +119,12 @@ class SincTDNN(EmbeddingModel, Model):
             raise ConfigError(f"Unknown SincTDNN embedding_norm {embedding_norm!r}: use null or batchnorm.")
         self.save_hyperparameters("stride", "channels", "dimension", "frontend", "n_mels", "embedding_norm")
 
+        if frontend == "sincnet" and sample_rate != SINCNET_RATE:
+            raise ConfigError(
+                f"SincTDNN's sincnet front-end works at {SINCNET_RATE} Hz only (pyannote.audio's SincNet), not at "
+                f"sample_rate {sample_rate}: use frontend: fbank (a log-mel filterbank at any rate) for "
+                f"{sample_rate} Hz audio."
+            )
         if frontend == "sincnet":
             # attribute name kept for checkpoints and --freeze-frontend
             self.sincnet = SincNet(sample_rate=sample_rate, stride=stride)

@@ -225,7 +225,8 @@ def _run(experiment: Experiment, protocol, database, subset, train_missing, prog
         train(experiment, protocol=protocol, database=database, overwrite=action != "resume",
               resume=action == "resume", progress_bar=progress)
     names = [c.name for c in conditions if not c.is_clean]
-    key = json.dumps({"conditions": names, "checkpoint_mtime": _mtime(experiment)})
+    # "scorings": what a condition is scored with (PLDA too since 2026-12-07: older saved runs are redone)
+    key = json.dumps({"conditions": names, "checkpoint_mtime": _mtime(experiment), "scorings": ["cosine", "plda"]})
     results = cached_results(experiment, protocol, subset, key=key)
     if results is not None:
         return results
@@ -255,12 +256,15 @@ def _mtime(experiment: Experiment) -> Optional[int]:
     return checkpoint.stat().st_mtime_ns if experiment.trainable and checkpoint.is_file() else None
 
 
-def _eer(results: dict, scoring: str = "cosine", condition: Optional[str] = None) -> float:
+def _metrics(results: dict, scoring: str = "cosine", condition: Optional[str] = None) -> dict:
+    """Metrics of one scoring of one run's results, clean or under `condition`"""
     if condition is not None:
-        return results["conditions"][condition]["eer"]
-    if scoring == "cosine":
-        return results["eer"]
-    return results["normalized"][scoring]["eer"]
+        results = results["conditions"][condition]
+    return results if scoring == "cosine" else results["normalized"][scoring]
+
+
+def _eer(results: dict, scoring: str = "cosine", condition: Optional[str] = None) -> float:
+    return _metrics(results, scoring, condition)["eer"]
 
 
 def _scores(results: dict, condition: Optional[str] = None) -> np.ndarray:
@@ -291,11 +295,15 @@ def summarise(name: str, experiment: Experiment, runs: Sequence[dict], condition
     for condition in conditions:
         if condition.is_clean:
             continue
-        values = np.array([_eer(r, condition=condition.name) for r in runs])
-        row[f"eer[{condition.name}]"] = float(values.mean())
-        if len(runs) > 1:
-            row[f"eer[{condition.name}]_std"] = float(values.std(ddof=1))
-        row[f"degradation[{condition.name}]"] = float(values.mean() / row["eer"] - 1.0)
+        for scoring in ["cosine"] + sorted(runs[0]["conditions"][condition.name].get("normalized", {})):
+            column = f"eer[{condition.name}]" if scoring == "cosine" else f"eer_{scoring}[{condition.name}]"
+            values = np.array([_eer(r, scoring, condition.name) for r in runs])
+            row[column] = float(values.mean())
+            if len(runs) > 1:
+                row[f"{column}_std"] = float(values.std(ddof=1))
+            else:
+                row[f"{column}_ci"] = tuple(_metrics(runs[0], scoring, condition.name)["ci"]["eer"])
+        row[f"degradation[{condition.name}]"] = float(row[f"eer[{condition.name}]"] / row["eer"] - 1.0)
     training = [r.get("training") for r in runs if r.get("training")]
     row["training_time_s"] = float(np.mean([t["training_time_s"] for t in training])) if training else 0.0
     row["epochs"] = int(np.mean([t["epochs"] for t in training])) if training else 0
@@ -343,7 +351,8 @@ def columns_of(rows: List[dict], seeds: int, conditions: Sequence[Condition]) ->
     columns += [c for c in ("eer", "eer_mean", "eer_asnorm", "eer_plda") if any(c in row for row in rows)]
     noisy = [c.name for c in conditions if not c.is_clean]
     for name in noisy:
-        columns += [f"eer[{name}]", f"degradation[{name}]"]
+        columns += [f"eer[{name}]"] + [f"eer_plda[{name}]"] * any(f"eer_plda[{name}]" in row for row in rows)
+        columns += [f"degradation[{name}]"]
     columns += ["eer_gap", "vs_best"]
     for name in noisy:
         columns += [f"eer_gap[{name}]", f"vs_best[{name}]"]

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ...errors import DataError, MissingFileError
 from ...io import PathLike
+from ..trials import Trial
 from .own_data import preparer
 from .writer import Utterance
 
@@ -109,12 +110,13 @@ def _time(value: str, source: str) -> float:
         raise DataError(f"{source}: '{value}' is not a time in seconds.") from None
 
 
-def read_trials(path: Path) -> List[Tuple[int, str, str, str]]:
+def read_trials(path: Path) -> List[Tuple[Trial, str]]:
     """Trials in Kaldi ("utt1 utt2 target|nontarget") or VoxCeleb ("1|0 utt1 utt2") style
 
     Returns
     -------
-    trials : list of (reference, utterance1, utterance2, source)
+    trials : list of (Trial of utterance ids, source)
+        Source: the file and line, for error messages.
     """
     trials = []
     with open(path, encoding="utf-8") as f:
@@ -124,9 +126,9 @@ def read_trials(path: Path) -> List[Tuple[int, str, str, str]]:
                 continue
             source = f"{path}, line {number}"
             if len(fields) == 3 and fields[2] in ("target", "nontarget"):
-                trials.append((int(fields[2] == "target"), fields[0], fields[1], source))
+                trials.append((Trial(int(fields[2] == "target"), fields[0], fields[1]), source))
             elif len(fields) == 3 and fields[0] in ("0", "1"):
-                trials.append((int(fields[0]), fields[1], fields[2], source))
+                trials.append((Trial(int(fields[0]), fields[1], fields[2]), source))
             else:
                 raise DataError(
                     f"{source}: expected 'utt1 utt2 target|nontarget' or '1|0 utt1 utt2', got {line.strip()!r}."

@@ -40,11 +40,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from ..audio import read_durations
 from ...errors import ConfigError, DataError, MissingFileError
 from ...io import PathLike, check_writable_dir
+from ..trials import Trial
 from .writer import (
     SEGMENT_TOLERANCE,
     SUBSETS,
     ProtocolWriter,
-    Trial,
     file_identity,
     Utterance,
     group_by_speaker,
@@ -225,7 +225,7 @@ def write_protocol(
     split=None,
     seed=SEED,
     max_trials: Optional[int] = DEFAULT_MAX_TRIALS,
-    trials: Optional[Sequence[Tuple[int, str, str, str]]] = None,
+    trials: Optional[Sequence[Tuple[Trial, str]]] = None,
     header: str = "",
     check_audio: bool = False,
     exclude_bad: bool = False,
@@ -354,11 +354,11 @@ def _subsets(pairs, shares, seed, trials):
     uri_of = {r.key: u.uri for r, u in pairs if r.key is not None}
     speaker_of = {u.uri: u.speaker for _, u in pairs}
     test_trials: List[Trial] = []
-    for reference, key1, key2, source in trials:
+    for (reference, key1, key2), source in trials:
         for key in (key1, key2):
             if key not in uri_of:
                 raise DataError(f"{source}: utterance '{key}' is not in the corpus.")
-        test_trials.append((reference, uri_of[key1], uri_of[key2]))
+        test_trials.append(Trial(reference, uri_of[key1], uri_of[key2]))
     test_speakers = {speaker_of[uri] for _, u1, u2 in test_trials for uri in (u1, u2)}
     others = [s for s in speakers if s not in test_speakers]
     if not others:

@@ -85,7 +85,8 @@ from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
 
 from ...errors import ConfigError, CorpusNotFoundError, DataError, MissingFileError, OutputExistsError
 from ...io import PathLike
-from .writer import ProtocolWriter, Trial, Utterance, escape_template, make_trials, screen_audio, with_durations
+from ..trials import Trial
+from .writer import ProtocolWriter, Utterance, escape_template, make_trials, screen_audio, with_durations
 
 DATABASE = "VoxCeleb"
 TASK = "SpeakerVerification"
@@ -159,7 +160,7 @@ class Corpus:
         return [u for u in self.utterances if u.speaker in speakers]
 
 
-class TrialList(NamedTuple):
+class TrialFile(NamedTuple):
     """A VoxCeleb1 trial list, as read by :func:`read_trials`"""
 
     path: Path
@@ -370,7 +371,7 @@ def read_trials(path: Path, prefix: str = "vox1") -> Tuple[List[Trial], List[str
                     f"{path}, line {number}: label {fields[0]} but the files are of "
                     f"{'the same speaker' if same else 'two speakers'} ({fields[1]}, {fields[2]})."
                 )
-            trials.append((int(fields[0]), pair[0], pair[1]))
+            trials.append(Trial(int(fields[0]), pair[0], pair[1]))
     return trials, list(uris)
 
 
@@ -453,7 +454,7 @@ def xdev_speakers(dev_speakers: Sequence[str]) -> List[str]:
     return speakers[-count:]
 
 
-def make_plan(corpora: Mapping[str, Corpus], trial_lists: Mapping[str, TrialList], root: Path) -> Plan:
+def make_plan(corpora: Mapping[str, Corpus], trial_lists: Mapping[str, TrialFile], root: Path) -> Plan:
     """Which protocols the corpora and trial lists found allow, and why the others are not"""
     plan = Plan()
     vox1, vox2 = corpora.get("vox1"), corpora.get("vox2")
@@ -543,7 +544,7 @@ def _check_speakers(corpus: Corpus) -> List[str]:
     ]
 
 
-def check_trials(trial_lists: Mapping[str, TrialList], vox1: Corpus) -> List[str]:
+def check_trials(trial_lists: Mapping[str, TrialFile], vox1: Corpus) -> List[str]:
     """Files of the trial lists that are not on disk, as sentences"""
     problems = []
     uris = {u.uri for u in vox1.utterances}
@@ -615,7 +616,7 @@ def _link(link: Path, target: Path) -> None:
         ) from error
 
 
-def _drop_trials(trial_lists: Dict[str, TrialList], kept: Set[str]) -> None:
+def _drop_trials(trial_lists: Dict[str, TrialFile], kept: Set[str]) -> None:
     """Remove the trials that use a file not in `kept` (with a warning per list)"""
     for test_set, trial_list in list(trial_lists.items()):
         remaining = [t for t in trial_list.trials if t[1] in kept and t[2] in kept]
@@ -628,7 +629,7 @@ def _drop_trials(trial_lists: Dict[str, TrialList], kept: Set[str]) -> None:
 
 
 def build_subsets(
-    plan: Plan, corpora: Mapping[str, Corpus], trial_lists: Mapping[str, TrialList]
+    plan: Plan, corpora: Mapping[str, Corpus], trial_lists: Mapping[str, TrialFile]
 ) -> Dict[str, List[Utterance]]:
     """Utterances (without durations) of every subset the planned protocols use"""
     vox1, vox2 = corpora.get("vox1"), corpora.get("vox2")
@@ -738,7 +739,7 @@ def prepare(
 
 def read_inputs(
     root: Path, trials: Optional[Sequence[PathLike]] = None
-) -> Tuple[Dict[str, Corpus], Dict[str, TrialList]]:
+) -> Tuple[Dict[str, Corpus], Dict[str, TrialFile]]:
     """Locate the corpora, list their audio, read their meta files and trial lists
 
     Returns
@@ -746,7 +747,7 @@ def read_inputs(
     corpora : dict
         {"vox1": Corpus, "vox2": Corpus}, those found.
     trial_lists : dict
-        {"O", "E", "H": TrialList}: those found and of use (VoxCeleb1 audio is
+        {"O", "E", "H": TrialFile}: those found and of use (VoxCeleb1 audio is
         there; E and H only with VoxCeleb2).
 
     Raises
@@ -762,7 +763,7 @@ def read_inputs(
     needed = {"O"} | ({"E", "H"} if "vox2" in corpora else set())
     trial_lists = {}
     if vox1 is not None and vox1.utterances:
-        trial_lists = {s: TrialList(path, *read_trials(path)) for s, path in paths.items() if s in needed}
+        trial_lists = {s: TrialFile(path, *read_trials(path)) for s, path in paths.items() if s in needed}
         problems += check_trials(trial_lists, vox1)
     if problems:
         raise MissingFileError(
@@ -772,7 +773,7 @@ def read_inputs(
     return corpora, trial_lists
 
 
-def plan_protocols(corpora: Mapping[str, Corpus], trial_lists: Mapping[str, TrialList], root: Path) -> Plan:
+def plan_protocols(corpora: Mapping[str, Corpus], trial_lists: Mapping[str, TrialFile], root: Path) -> Plan:
     """:func:`make_plan`, warning about the protocols left out
 
     Raises
@@ -801,7 +802,7 @@ def write_protocols(
     corpora: Mapping[str, Corpus],
     plan: Plan,
     subsets: Mapping[str, List[Utterance]],
-    trial_lists: Mapping[str, TrialList],
+    trial_lists: Mapping[str, TrialFile],
 ) -> Path:
     """Write subsets, trials, audio links and database.yml (last)"""
     used = sorted({key.split("-")[0] for key in subsets})  # "vox1", "vox2"

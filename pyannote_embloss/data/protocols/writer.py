@@ -32,6 +32,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 import yaml
 
 from ...errors import DataError
+from ..trials import Trial
 from ...io import PathLike, atomic_write_text
 
 __all__ = [
@@ -57,8 +58,6 @@ AUDIO_LINKS = "audio"
 #: how far (seconds) a segment may end past the duration in its file's header (MP3 headers are approximate)
 SEGMENT_TOLERANCE = 0.05
 
-#: (reference, uri1, uri2): reference is 1 for a target trial (same speaker), 0 otherwise
-Trial = Tuple[int, str, str]
 
 
 @dataclass(frozen=True)
@@ -165,13 +164,13 @@ def make_trials(
 
     See also
     --------
-    pyannote_embloss.data.pairs.draw_pairs
+    pyannote_embloss.data.trials.draw_pairs
     """
-    from ..pairs import draw_pairs
+    from ..trials import draw_pairs
 
     utterances = sorted(utterances, key=lambda u: u.uri)
     pairs = draw_pairs([u.speaker for u in utterances], seed=seed, max_trials=max_trials)
-    trials = [(reference, utterances[i].uri, utterances[j].uri) for reference, i, j in pairs]
+    trials = [Trial(reference, utterances[i].uri, utterances[j].uri) for reference, i, j in pairs]
     return sorted(trials, key=lambda trial: (trial[1], trial[2]))
 
 

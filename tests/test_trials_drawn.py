@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from pyannote_embloss.errors import DataError
-from pyannote_embloss.data.pairs import draw_pairs
+from pyannote_embloss.data.trials import draw_pairs
 
 
 def test_every_target_pair_and_as_many_non_target_pairs():

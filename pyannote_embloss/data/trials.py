@@ -1,5 +1,11 @@
-"""Verification trials drawn from labelled items: target pairs, and as many non-target pairs
+"""Verification trials: the one :class:`Trial` type, and where trials are drawn
 
+Every trial list is a list of :class:`Trial`: those a protocol writer draws
+(:func:`pyannote_embloss.data.protocols.writer.make_trials`), a corpus' own
+(VoxCeleb1's, a Kaldi directory's ``trials``), and the user's lists that
+``score`` reads (:class:`pyannote_embloss.evaluation.trial_list.TrialList`).
+
+Trials drawn from labelled items: target pairs, and as many non-target pairs.
 The one place where trials are made up: protocol writers draw them over the
 files of a subset (:func:`pyannote_embloss.data.protocols.writer.make_trials`),
 and :meth:`pyannote_embloss.evaluation.trials.Trials.from_turns` over the
@@ -14,11 +20,28 @@ from __future__ import annotations
 import itertools
 import random
 from math import comb
-from typing import Dict, Hashable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Hashable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..errors import DataError
 
-__all__ = ["draw_pairs", "Pair"]
+__all__ = ["Trial", "draw_pairs", "Pair"]
+
+
+class Trial(NamedTuple):
+    """One verification trial: two utterances and whether they share a speaker
+
+    Attributes
+    ----------
+    reference : int or None
+        1 (same speaker), 0 (different speakers) or None (unknown).
+    first, second : str
+        The two utterances: uris in a protocol, keys in a corpus' own list,
+        audio paths in a list to score.
+    """
+
+    reference: Optional[int]
+    first: str
+    second: str
 
 #: (reference, i, j): reference is 1 when items i and j share their label, 0 otherwise; i < j
 Pair = Tuple[int, int, int]
