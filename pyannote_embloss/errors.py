@@ -12,6 +12,7 @@ Each class also derives from the matching built-in exception (``ValueError``,
 from __future__ import annotations
 
 import difflib
+import warnings
 from typing import Iterable
 
 __all__ = [
@@ -98,3 +99,18 @@ def did_you_mean(name, valid: Iterable) -> str:
         return f" (did you mean '{by_lower[str(name).lower()]}'?)"
     close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
     return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
+
+
+def renamed_keyword(old: str, old_value, new: str, value, default=None):
+    """The value of a keyword argument renamed from `old` to `new` in this release
+
+    `old_value` when it is given (not None), with a DeprecationWarning to the
+    caller's caller; else `value`. Both given (`value` not its `default`)
+    is a ConfigError.
+    """
+    if old_value is None:
+        return value
+    warnings.warn(f"{old}= is deprecated (removed in the next release): use {new}=.", DeprecationWarning, stacklevel=3)
+    if value != default:
+        raise ConfigError(f"{new} and {old} (its deprecated name) both given: pass {new} only.")
+    return old_value

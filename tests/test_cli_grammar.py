@@ -360,3 +360,12 @@ def test_library_deprecated_keywords_still_work_with_a_deprecation_warning(paths
         diarize(paths["EXP"], missing, "seg.ckpt", rttm=paths["OUT"])
     with pytest.warns(DeprecationWarning, match="reference="), pytest.raises(ConfigError, match="--reference"):
         oracle_der_report(paths["EXP"], rttm=paths["IN"], conversations=1)
+    # both spellings at once: refused, naming the new one (every renamed keyword goes through errors.renamed_keyword)
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigError, match="pass trust_checkpoint only"):
+        verify(paths["EXP"], missing, missing, trust=True, trust_checkpoint=True)
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigError, match="pass output only"):
+        diarize(paths["EXP"], missing, "seg.ckpt", rttm=paths["OUT"], output=paths["OUT"])
+    import pyannote_embloss
+
+    with pytest.warns(DeprecationWarning, match="trust_checkpoint"), pytest.raises(MissingFileError):
+        pyannote_embloss.load(paths["OUT"] / "missing.ckpt", trust=True)

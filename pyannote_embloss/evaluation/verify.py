@@ -28,7 +28,7 @@ from pyannote.audio.core.model import Model
 
 from ..inference.cache import CACHE_DIR, EmbeddingCache
 from ..inference.embedding import embed_files
-from ..errors import MissingFileError
+from ..errors import MissingFileError, renamed_keyword
 from .decisions import Decision
 from .saved import SavedEvaluation
 from .trials import Trials
@@ -134,7 +134,7 @@ class Verifier:
         ConfigError
             On an invalid operating point or scoring, or a model (or `checkpoint`) other than the calibrated one.
         """
-        trust_checkpoint = _trust_checkpoint(trust_checkpoint, trust)
+        trust_checkpoint = renamed_keyword("trust", trust, "trust_checkpoint", trust_checkpoint, default=False)
         if not isinstance(experiment, Experiment):
             experiment = Experiment.load(experiment)
         if experiment.trainable and checkpoint is None and not experiment.best_checkpoint.is_file():
@@ -267,14 +267,6 @@ def _warn_short(paths: Sequence[PathLike]) -> None:
             )
 
 
-def _trust_checkpoint(trust_checkpoint: bool, trust: Optional[bool]) -> bool:
-    """`trust_checkpoint`, or `trust`, its name of the previous release (with a DeprecationWarning)"""
-    if trust is None:
-        return trust_checkpoint
-    warnings.warn("trust= is deprecated (removed in the next release): use trust_checkpoint=.", DeprecationWarning, stacklevel=3)
-    return bool(trust) or trust_checkpoint
-
-
 def verify(
     experiment: Union[Experiment, PathLike],
     audio1: PathLike,
@@ -293,7 +285,7 @@ def verify(
     Files are checked before the model is loaded. See :meth:`Verifier.from_experiment`
     for the parameters (`trust` is the deprecated name of `trust_checkpoint`) and errors.
     """
-    trust_checkpoint = _trust_checkpoint(trust_checkpoint, trust)
+    trust_checkpoint = renamed_keyword("trust", trust, "trust_checkpoint", trust_checkpoint, default=False)
     _existing(audio1, audio2)
     verifier = Verifier.from_experiment(
         experiment, protocol=protocol, scoring=scoring, far=far, prior=prior, checkpoint=checkpoint,
@@ -335,7 +327,7 @@ def score_trial_list(
     MissingFileError
         When the list or an audio file does not exist (naming it and its line).
     """
-    trust_checkpoint = _trust_checkpoint(trust_checkpoint, trust)
+    trust_checkpoint = renamed_keyword("trust", trust, "trust_checkpoint", trust_checkpoint, default=False)
     trial_list = TrialList.read(trials)
     trial_list.check_audio()
     verifier = Verifier.from_experiment(

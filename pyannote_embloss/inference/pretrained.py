@@ -22,7 +22,6 @@ Verdict(score=0.71, llr=5.2, same_speaker=True)
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Union
 
@@ -34,6 +33,7 @@ from pyannote.core import Segment, SlidingWindowFeature
 
 from ..data.audio import load_audio
 from .embedding import Window, embed_waveform
+from ..errors import renamed_keyword
 from ..io import PathLike
 from .loading import experiment_of, load_model
 
@@ -284,9 +284,7 @@ def load(
         With a :meth:`~SpeakerEmbedding.verify` method when `checkpoint`
         belongs to an experiment.
     """
-    if trust is not None:
-        warnings.warn("load(trust=) is deprecated: use trust_checkpoint=.", DeprecationWarning, stacklevel=2)
-        trust_checkpoint = trust
+    trust_checkpoint = renamed_keyword("trust", trust, "trust_checkpoint", trust_checkpoint, default=False)
     experiment, path = experiment_of(checkpoint)
     return SpeakerEmbedding(
         load_model(checkpoint, device=device, trust=trust_checkpoint),

@@ -27,7 +27,7 @@ from pyannote.audio.core.plda import PLDA
 from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization as PyannoteSpeakerDiarization
 from pyannote.audio.pipelines.utils import PipelineModel, get_model
 
-from ..errors import ConfigError, DataError, MissingFileError
+from ..errors import ConfigError, DataError, MissingFileError, renamed_keyword
 from ..evaluation.plda import PLDA as FittedPLDA
 from ..inference.loading import load_model
 
@@ -254,15 +254,10 @@ def diarize(
     -------
     diarization : pyannote.core.Annotation
     """
-    import warnings
 
     from ..io import atomic_path
 
-    if rttm is not None:
-        warnings.warn("rttm= is deprecated (removed in the next release): use output=.", DeprecationWarning, stacklevel=2)
-        if output is not None:
-            raise ConfigError("output and rttm (its deprecated name) both given: pass output only.")
-        output = rttm
+    output = renamed_keyword("rttm", rttm, "output", output)
     audio = Path(audio)
     if not audio.is_file():
         raise MissingFileError(f"Audio file '{audio}' does not exist.")

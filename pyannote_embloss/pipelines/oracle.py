@@ -287,23 +287,17 @@ def oracle_der_report(
     """
     import json
     import tempfile
-    import warnings
 
     from pyannote.core import Segment, Timeline
     from pyannote.database.util import load_rttm
 
-    from ..errors import ConfigError, DataError
+    from ..errors import ConfigError, DataError, renamed_keyword
     from ..inference.loading import checkpoint_of, load_model
     from ..io import atomic_write_text
     from .diarization import load_vbx_plda
     from .segmentation import sample_file
 
-    if rttm is not None:
-        warnings.warn("rttm= is deprecated (removed in the next release): use reference=.", DeprecationWarning,
-                      stacklevel=2)
-        if reference is not None:
-            raise ConfigError("reference and rttm (its deprecated name) both given: pass reference only.")
-        reference = rttm
+    reference = renamed_keyword("rttm", rttm, "reference", reference)
     if protocol is not None and conversations <= 0:
         raise ConfigError("--protocol is for --conversations (the protocol whose test speakers talk).")
     workdir = tempfile.TemporaryDirectory()
