@@ -38,7 +38,8 @@ setup(
         "pyroomacoustics>=0.7",
     ],
     extras_require={
-        "test": ["pytest>=8", "onnx", "onnxruntime"],
+        # pytest-xdist: .ci/test runs the suite on every core (issue 36: the suite's wall time)
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "onnx", "onnxruntime"],
         "onnx": ["onnx", "onnxruntime"],
         "tensorboard": ["tensorboard"],
     },

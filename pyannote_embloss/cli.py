@@ -69,6 +69,10 @@ DatabaseOpt = typer.Option(
     "~/.pyannote/database.yml, ./database.yml, $PYANNOTE_DATABASE_CONFIG."
 )
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+CacheOpt = typer.Option(
+    True, "--cache/--no-cache", help="Read and store whole-file embeddings in EXP/embeddings (safe to delete): what "
+    "evaluate, verify, score or apply embedded before is not embedded again."
+)
 TrustOpt = typer.Option(
     False,
     "--trust-checkpoint",
@@ -417,10 +421,7 @@ def evaluate(
     noise_dir: Optional[Path] = NoiseDirOpt,
     rir_dir: Optional[Path] = RirDirOpt,
     trust_checkpoint: bool = TrustOpt,
-    cache: bool = typer.Option(
-        True, "--cache/--no-cache", help="Read and store embeddings in EXP/embeddings (safe to delete): a second "
-        "evaluate embeds only what is missing."
-    ),
+    cache: bool = CacheOpt,
     device: str = typer.Option("cpu", help="Torch device to embed on: cpu, cuda, cuda:1, mps..."),
     # apply's help, word for word (one meaning per option name): files of exactly equal length share a forward pass
     batch_size: int = typer.Option(32, help="Windows (or pieces of files) embedded at once."),
@@ -617,6 +618,7 @@ def apply(
         False, "--skip-errors", help="Embed the other files when some fail to decode; list those in failed.csv."
     ),
     trust_checkpoint: bool = TrustOpt,
+    cache: bool = CacheOpt,
     progress: bool = ProgressOpt,
 ):
     """Embed every file of a protocol subset or of a directory; save .npy files and an index (resumable)."""
@@ -631,6 +633,7 @@ def apply(
         raise ConfigError("Missing argument PROTOCOL|AUDIO_DIR (or option --protocol): what to embed.")
     output = _spelled("--output", output, "OUTPUT", _output_argument(ctx), missing="the directory to write the embeddings to")
     from .inference.apply import apply as apply_model
+    from .inference.cache import CACHE_DIR, EmbeddingCache
     from .inference.apply import protocol_files
     from .data.audio import audio_directory_files
     from .inference.embedding import Window
@@ -646,8 +649,9 @@ def apply(
         )
     files = audio_directory_files(source) if Path(source).is_dir() else protocol_files(source, subset=subset, database=database)
     checkpoint = experiment.checkpoint(checkpoint)
+    model = load_model(experiment, checkpoint, trust=trust_checkpoint)
     summary = apply_model(
-        load_model(experiment, checkpoint, trust=trust_checkpoint),
+        model,
         files,
         output,
         window=window,
@@ -656,8 +660,12 @@ def apply(
         progress=progress,
         checkpoint=checkpoint,
         skip_errors=skip_errors,
+        cache=EmbeddingCache.for_model(experiment.directory / CACHE_DIR, model, checkpoint) if cache else None,
     )
-    message = f"{summary['computed']} files embedded, {summary['skipped']} already done (skipped); index: {summary['index']}"
+    message = (
+        f"{summary['computed']} files embedded, {summary['cached']} read from the embedding cache, "
+        f"{summary['skipped']} already done (skipped); index: {summary['index']}"
+    )
     if summary.get("failed"):
         message += f"\n{summary['failed']} file(s) failed to decode: listed in {summary['failed_csv']}"
     typer.echo(message)

@@ -5,11 +5,17 @@ missing corpus is a test failure, not a skip.
 """
 
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # no pyannote.audio telemetry from tests
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # `pytest -n N`: the cores shared between workers (their subprocesses too)
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    )
 
 from pyannote_embloss.errors import CorpusNotFoundError  # noqa: E402
 from pyannote_embloss.data.protocols.speechocean762 import find_corpus, prepare  # noqa: E402
@@ -43,6 +49,31 @@ def corpus_root() -> Path:
         pytest.fail(f"The tests need the speechocean762 corpus.\n{error}", pytrace=False)
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]) -> Path:
+    """`build(directory)` once per test run, whatever the number of pytest-xdist workers
+
+    Alone, `directory` is a new temporary folder. Under pytest-xdist
+    (``pytest -n 2``), the workers share the run's temporary root: the first
+    to get there builds, under a file lock, and the others wait and reuse what
+    it built (a session fixture would otherwise be built once per worker).
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return build(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    directory = tmp_path_factory.getbasetemp().parent / name
+    done = directory.with_name(f"{name}.done")
+    with FileLock(str(directory.with_name(f"{name}.lock"))):
+        if done.is_file():
+            return Path(done.read_text())
+        if directory.exists():  # a worker that failed half-way
+            shutil.rmtree(directory)
+        directory.mkdir()
+        result = build(directory)
+        done.write_text(str(result))
+        return result
+
+
 @pytest.fixture(scope="session")
 def speechocean762_yml(corpus_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """database.yml of SpeechOcean762.SpeakerVerification.Default, prepared once per session
@@ -51,8 +82,10 @@ def speechocean762_yml(corpus_root: Path, tmp_path_factory: pytest.TempPathFacto
     layout (so a copy of the repository's database.yml put in <tmp> works too).
     Load it with ``get_protocol(PROTOCOL, database_yml=speechocean762_yml)``.
     """
-    repository = tmp_path_factory.mktemp("repository")
-    return prepare(root=corpus_root, output_dir=repository / "data" / "speechocean762")
+    return built_once(
+        tmp_path_factory, "repository",
+        lambda repository: prepare(root=corpus_root, output_dir=repository / "data" / "speechocean762"),
+    )
 
 
 #: a small but real experiment: SincTDNN (stride 10, 128-d) + AAM, 3 epochs of 20 batches of 32 chunks
@@ -91,17 +124,19 @@ def trained_experiment(tmp_path_factory: pytest.TempPathFactory, speechocean762_
     import subprocess
     import sys
 
-    experiment = tmp_path_factory.mktemp("experiment")
-    (experiment / "config.yml").write_text(SMALL_EXPERIMENT_CONFIG)
-    result = subprocess.run(
-        [sys.executable, "-m", "pyannote_embloss.cli", "train", str(experiment),
-         "--database", str(speechocean762_yml), "--no-progress"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return experiment
+    def build(experiment: Path) -> Path:
+        (experiment / "config.yml").write_text(SMALL_EXPERIMENT_CONFIG)
+        result = subprocess.run(
+            [sys.executable, "-m", "pyannote_embloss.cli", "train", str(experiment),
+             "--database", str(speechocean762_yml), "--no-progress"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"},
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return experiment
+
+    return built_once(tmp_path_factory, "experiment", build)
 
 
 @pytest.fixture(scope="session")
@@ -126,9 +161,13 @@ def tiny_protocol_yml(corpus_root: Path, tmp_path_factory: pytest.TempPathFactor
     speakers = sorted(by_speaker)[:8]
     train = [Utterance(f"{s}/{p.stem}", s, p) for s in speakers[:4] for p in by_speaker[s][:3]]
     test = [Utterance(f"{s}/{p.stem}", s, p, start=0.5, end=2.0) for s in speakers[4:] for p in by_speaker[s][:2]]
-    writer = ProtocolWriter(tmp_path_factory.mktemp("tiny"), "Tiny")
-    writer.add_subset("train", with_durations(train, progress=False))
-    writer.add_subset("test", with_durations(test, progress=False))
-    writer.add_trials("test", make_trials(test, seed="tiny"))
-    writer.add_protocol("SpeakerVerification", "Default", train="train", test=("test", "test"))
-    return writer.write()
+
+    def build(directory: Path) -> Path:
+        writer = ProtocolWriter(directory, "Tiny")
+        writer.add_subset("train", with_durations(train, progress=False))
+        writer.add_subset("test", with_durations(test, progress=False))
+        writer.add_trials("test", make_trials(test, seed="tiny"))
+        writer.add_protocol("SpeakerVerification", "Default", train="train", test=("test", "test"))
+        return writer.write()
+
+    return built_once(tmp_path_factory, "tiny", build)

@@ -23,6 +23,14 @@ def run_cli(*args, cwd=None):
     return run_module("pyannote_embloss.cli", *args, cwd=cwd)
 
 
+def trained_from_cli(directory, config: str, database):
+    """`directory` with `config` as its config.yml, trained by `pyannote-audio-emb train` on `database`"""
+    (directory / "config.yml").write_text(config)
+    result = run_cli("train", directory, "--database", database, "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return directory
+
+
 def quiet_trainer(root, **kwargs):
     """A Lightning Trainer for a few CPU steps: no progress bar, summary or logger"""
     from lightning import Trainer

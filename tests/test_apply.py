@@ -10,7 +10,8 @@ from pyannote.audio import Inference
 import pyannote_embloss
 from pyannote_embloss.inference.apply import apply
 from pyannote_embloss.data.audio import audio_directory_files
-from pyannote_embloss.inference.embedding import Window
+from pyannote_embloss.inference.cache import EmbeddingCache
+from pyannote_embloss.inference.embedding import Window, embed_files
 from pyannote_embloss.inference.loading import load_model
 from pyannote_embloss.pipelines import SAMPLE_PROTOCOL, sample_protocol
 from pyannote_embloss.data.protocols import get_protocol
@@ -49,9 +50,10 @@ def mtimes(output):
 
 def test_whole_file_embeddings_resume(trained_experiment, checkpoint, audio_dir, test_audio, tmp_path):
     output = tmp_path / "embeddings"
-    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress")
+    # --no-cache: the experiment's embedding cache is shared with the other tests
+    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress", "--no-cache")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "6 files embedded, 0 already done" in result.stdout
+    assert "6 files embedded, 0 read from the embedding cache, 0 already done" in result.stdout
 
     index = read_index(output)
     assert sorted(index) == sorted(test_audio)
@@ -71,19 +73,49 @@ def test_whole_file_embeddings_resume(trained_experiment, checkpoint, audio_dir,
     before = mtimes(output)
     result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "0 files embedded, 6 already done" in result.stdout
+    assert "0 files embedded, 0 read from the embedding cache, 6 already done" in result.stdout
     assert mtimes(output) == before and read_index(output) == index
 
     # one .npy deleted: only that one is recomputed
     deleted = output / index[sorted(index)[1]]["path"]
     deleted.unlink()
-    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress")
+    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress", "--no-cache")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "1 files embedded, 5 already done" in result.stdout
+    assert "1 files embedded, 0 read from the embedding cache, 5 already done" in result.stdout
     after = mtimes(output)
     changed = {path for path in after if after[path] != before.get(path)}
     assert changed == {deleted.relative_to(output)}
     assert read_index(output) == index
+
+    # with the experiment's cache (the default): a second output directory is filled from it
+    for name in ("first", "second"):
+        result = run_cli("apply", trained_experiment, audio_dir, "-o", tmp_path / name, "--no-progress")
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "0 files embedded, 6 read from the embedding cache, 0 already done" in result.stdout
+    for uri, row in index.items():
+        np.testing.assert_array_equal(np.load(tmp_path / "second" / row["path"]), np.load(output / row["path"]))
+    assert read_index(tmp_path / "second") == index
+
+
+def test_whole_file_embeddings_shared_with_evaluation_cache(checkpoint, audio_dir, tmp_path):
+    """apply reads what evaluate's extraction stored, and stores what it computes"""
+    model = load_model(checkpoint)
+    cache = EmbeddingCache.for_model(tmp_path / "cache", model, checkpoint)
+    files = audio_directory_files(audio_dir)  # links to the corpus: the cache keys the real file
+    evaluated = embed_files(model, [path for _, path in files[:4]], progress=False, cache=cache)
+    summary = apply(model, files, tmp_path / "a", progress=False, checkpoint=checkpoint, cache=cache)
+    assert (summary["cached"], summary["computed"], cache.hits) == (4, 2, 4)
+    for (uri, _), embedding in zip(files[:4], evaluated):
+        np.testing.assert_array_equal(np.load(tmp_path / "a" / f"{uri}.npy"), embedding[np.newaxis])
+    # the two apply computed are in the cache now: evaluate's extraction reads all 6
+    again = embed_files(model, [path for _, path in files], progress=False, cache=cache)
+    assert cache.misses == 4 + 2  # the first embed_files' 4 and apply's 2, nothing since
+    for (uri, _), embedding in zip(files, again):
+        np.testing.assert_array_equal(np.load(tmp_path / "a" / f"{uri}.npy")[0], embedding)
+    # sliding windows do not use it
+    summary = apply(model, files, tmp_path / "b", window=Window("sliding", duration=1.0, step=0.5),
+                    progress=False, checkpoint=checkpoint, cache=cache)
+    assert (summary["cached"], summary["computed"]) == (0, 6)
 
 
 def test_sliding_windows_and_settings_check(checkpoint, audio_dir, test_audio, tmp_path):
@@ -132,7 +164,8 @@ def test_decoding_error_names_the_file_and_keeps_finished_work(trained_experimen
     assert position == 4 and len(uris) == 7
     output = tmp_path / "embeddings"
 
-    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress")
+    # --no-cache: the experiment's embedding cache may hold the files after the bad one (other tests')
+    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress", "--no-cache")
     assert result.returncode == 2
     assert str(bad) in result.stderr and "Could not decode" in result.stderr
     # files before the bad one are embedded, saved and indexed
@@ -151,8 +184,8 @@ def test_decoding_error_names_the_file_and_keeps_finished_work(trained_experimen
 
     # once the bad file is removed, the run resumes with the files left
     bad.unlink()
-    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress")
+    result = run_cli("apply", trained_experiment, audio_dir, "-o", output, "--no-progress", "--no-cache")
     assert result.returncode == 0, result.stderr[-3000:]
     left = len(uris) - 1 - position
-    assert f"{left} files embedded, {position} already done" in result.stdout
+    assert f"{left} files embedded, 0 read from the embedding cache, {position} already done" in result.stdout
     assert len(read_index(output)) == len(uris) - 1

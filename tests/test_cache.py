@@ -86,6 +86,18 @@ def test_a_damaged_entry_is_recomputed_never_read(files, tmp_path):
     assert again.bound() > 0 and again.size() <= again.max_bytes
 
 
+def test_a_cache_that_cannot_be_written_warns_once_and_the_embeddings_are_computed(files, tmp_path):
+    model = small_model(0)
+    checkpoint = save_untrained_checkpoint(small_model(0), tmp_path / "model.ckpt")
+    (tmp_path / "a-file").write_text("not a folder")  # as a full disk or a read-only folder would, mkdir fails
+    cache = EmbeddingCache.for_model(tmp_path / "a-file" / CACHE_DIR, model, checkpoint)
+    with pytest.warns(UserWarning, match="cannot be written.*--no-cache") as warned:
+        embeddings = embed_files(model, files, progress=False, cache=cache)
+    assert len(warned) == 1 and cache.unwritable
+    assert np.array_equal(embeddings, embed_files(model, files, progress=False))
+    assert cache.summary()["bytes"] == 0 and not list(tmp_path.glob("**/*.tmp"))
+
+
 def test_a_second_evaluate_embeds_nothing_and_writes_the_same_results(small_yml, tmp_path):  # noqa: F811
     experiment = baseline_experiment(tmp_path / "baseline", SMALL)
     first = evaluate(experiment, database=str(small_yml), progress=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import run_cli
+from helpers import run_cli, trained_from_cli
 
 pytestmark = pytest.mark.slow  # every test here uses the 200-update training
 
@@ -105,11 +105,7 @@ FRESH_PROCESS = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, speechocean762_yml):
-    experiment = tmp_path_factory.mktemp("recipe")
-    (experiment / "config.yml").write_text(RECIPE_CONFIG)
-    result = run_cli("train", experiment, "--database", speechocean762_yml, "--no-progress")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return experiment
+    return trained_from_cli(tmp_path_factory.mktemp("recipe"), RECIPE_CONFIG, speechocean762_yml)
 
 
 def test_training_keeps_best_checkpoint_and_summary(trained):

@@ -142,6 +142,7 @@ def apply(
     progress: bool = True,
     checkpoint: Optional[PathLike] = None,
     skip_errors: bool = False,
+    cache=None,
 ) -> dict:
     """Embed `files` and save one .npy per file, with an index
 
@@ -168,12 +169,19 @@ def apply(
         Files that fail to decode are listed in `failed.csv` (uri, path,
         error) and the others embedded. Defaults to False: the first bad file
         stops the run, with its name.
+    cache : EmbeddingCache, optional
+        With whole files: the embeddings `model` already gave (the
+        experiment's ``EXP/embeddings``, filled by ``evaluate``, ``verify``,
+        ``score`` or an earlier ``apply``, :mod:`pyannote_embloss.inference.cache`)
+        are read instead of computed, and the computed ones are stored there.
+        Ignored with sliding windows.
 
     Returns
     -------
     summary : dict
-        "computed", "skipped" (already done) and "failed" numbers of files,
-        "index" path, and "failed_csv" when files failed.
+        "computed", "cached" (read from `cache`), "skipped" (already done)
+        and "failed" numbers of files, "index" path, and "failed_csv" when
+        files failed.
 
     Raises
     ------
@@ -186,10 +194,10 @@ def apply(
         When another process writes into `output_dir`.
     """
     with OutputLock(output_dir, "apply"):
-        return _apply(model, files, output_dir, window, batch_size, overwrite, progress, checkpoint, skip_errors)
+        return _apply(model, files, output_dir, window, batch_size, overwrite, progress, checkpoint, skip_errors, cache)
 
 
-def _apply(model, files, output_dir, window, batch_size, overwrite, progress, checkpoint, skip_errors) -> dict:
+def _apply(model, files, output_dir, window, batch_size, overwrite, progress, checkpoint, skip_errors, cache) -> dict:
     output_dir = Path(output_dir)
     files = list(files)
     paths = {uri: npy_path(uri) for uri, _ in files}
@@ -222,6 +230,15 @@ def _apply(model, files, output_dir, window, batch_size, overwrite, progress, ch
             rows = np.load(output_dir / paths[uri], mmap_mode="r").shape[0]
             index[uri] = {"uri": uri, "path": paths[uri], "duration": f"{audio_duration(Path(path)):.3f}", "rows": rows}
 
+    keys: Dict[str, str] = {}
+    cached = 0
+    if cache is not None and window.kind == "whole":
+        todo, found = _from_cache(cache, todo, model.dimension, keys)
+        for uri, (path, embedding) in found.items():
+            save_npy(output_dir / paths[uri], embedding[np.newaxis])
+            index[uri] = {"uri": uri, "path": paths[uri], "duration": f"{audio_duration(Path(path)):.3f}", "rows": 1}
+        cached = len(found)
+
     durations: Dict[str, float] = {}
     failed: List[Tuple[str, str, str]] = []
 
@@ -251,16 +268,36 @@ def _apply(model, files, output_dir, window, batch_size, overwrite, progress, ch
                     "The checkpoint is broken (e.g. training diverged): check its training."
                 )
             save_npy(output_dir / paths[uri], data)
+            if uri in keys:
+                cache.put(keys[uri], data[0])
             index[uri] = {"uri": uri, "path": paths[uri], "duration": f"{durations[uri]:.3f}", "rows": len(data)}
             computed += 1
     finally:
         index_path = write_index(output_dir, index)
         failed_csv = write_failed(output_dir, failed)
-    summary = {"computed": computed, "skipped": skipped, "failed": len(failed), "index": str(index_path),
+    summary = {"computed": computed, "cached": cached, "skipped": skipped, "failed": len(failed), "index": str(index_path),
                "output": str(output_dir)}
     if failed_csv is not None:
         summary["failed_csv"] = str(failed_csv)
     return summary
+
+
+def _from_cache(cache, todo: List[Tuple[str, str]], dimension: int, keys: Dict[str, str]):
+    """(files still to embed, {uri: (path, embedding)} found in `cache`); fills `keys` {uri: cache key} of the others"""
+    remaining, found = [], {}
+    for uri, path in todo:
+        try:
+            key = cache.key(path)
+        except OSError:  # a missing file: decoding it says so
+            remaining.append((uri, path))
+            continue
+        embedding = cache.get(key)
+        if embedding is not None and embedding.shape == (dimension,):
+            found[uri] = (path, embedding)
+        else:
+            keys[uri] = key
+            remaining.append((uri, path))
+    return remaining, found
 
 
 def write_failed(output_dir: Path, failed: List[Tuple[str, str, str]]) -> Optional[Path]:

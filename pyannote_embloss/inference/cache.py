@@ -4,7 +4,8 @@
 of the AS-norm cohort and of the PLDA, and each test condition's corrupted
 files. With the same model, the same audio gives the same embedding: a second
 ``evaluate`` (another scoring, another condition, ``compare`` evaluating again)
-reads them back and embeds only what is missing.
+reads them back and embeds only what is missing. ``verify``, ``score`` and
+``apply`` (whole files) read and fill the same entries.
 
 An entry's key is a digest of
 
@@ -34,9 +35,11 @@ and reported; deleting the folder is always safe.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import warnings
 import struct
 from pathlib import Path
 from typing import Optional, Tuple
@@ -97,6 +100,15 @@ class EmbeddingCache:
             {"version": FORMAT_VERSION, "model": model, "extraction": extraction}, sort_keys=True
         )
         self.hits = self.misses = self.damaged = 0
+        self.unwritable = False
+
+    def __eq__(self, other) -> bool:
+        """The same folder, model, extraction and bound"""
+        if not isinstance(other, EmbeddingCache):
+            return NotImplemented
+        return (self.directory, self._prefix, self.max_bytes) == (other.directory, other._prefix, other.max_bytes)
+
+    __hash__ = None
 
     @classmethod
     def for_model(cls, directory, model, checkpoint: Optional[os.PathLike], max_bytes: int = DEFAULT_MAX_BYTES):
@@ -147,15 +159,31 @@ class EmbeddingCache:
         return np.frombuffer(body, dtype="<f4", offset=_HEADER.size).copy()
 
     def put(self, key: str, embedding: np.ndarray) -> None:
-        """Store `embedding` under `key`, atomically"""
+        """Store `embedding` under `key`, atomically
+
+        A cache that cannot be written (a full disk, a read-only folder) is
+        not an error: the run goes on without storing, after one warning.
+        """
+        if self.unwritable:
+            return
         values = np.ascontiguousarray(embedding, dtype="<f4").ravel()
         body = _HEADER.pack(_MAGIC, values.size) + values.tobytes()
         data = body + hashlib.blake2b(body, digest_size=_CHECKSUM_SIZE).digest()
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_bytes(data)
+            os.replace(temporary, path)
+        except OSError as error:
+            self.unwritable = True
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            warnings.warn(
+                f"The embedding cache '{self.directory}' cannot be written ({error.strerror or error}): this run "
+                "goes on without storing its embeddings. Free some space, or pass --no-cache.",
+                stacklevel=2,
+            )
 
     # -- size ----------------------------------------------------------------------------------------------
 

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import yaml
-from pyannote.database import FileFinder
 from pyannote.database.protocol.protocol import Preprocessors, Protocol
 from pyannote.database.registry import Registry
 
 from ...errors import ConfigError, CorpusNotFoundError, DataError, DownloadError, MissingFileError
 from ...io import PathLike, atomic_write_text, check_writable_dir
 from . import folders, kaldi, manifest, speechocean762, voxceleb
+from .file_finder import ListingFileFinder
 from .speechocean762 import download, find_corpus, prepare
 
 #: the repository's database.yml (only in a source checkout)
@@ -239,12 +239,13 @@ def get_protocol(
         pyannote.database loads (see :func:`database_ymls`).
     preprocessors : dict, optional
         Protocol preprocessors, added to (or overriding) the default
-        {"audio": FileFinder(registry)}.
+        {"audio": ListingFileFinder(registry)}: pyannote.database's
+        `FileFinder`, listing each folder once.
 
     Returns
     -------
     protocol : Protocol
-        Protocol whose files have "audio" resolved by `FileFinder`.
+        Protocol whose files have "audio" resolved by `ListingFileFinder`.
 
     Raises
     ------
@@ -258,7 +259,7 @@ def get_protocol(
     -----
     The configuration is loaded into a new `pyannote.database.registry.Registry`
     (not the global one), so that protocols loaded from different files do
-    not override each other's audio locations. The default `FileFinder` uses
+    not override each other's audio locations. The default `ListingFileFinder` uses
     that registry.
 
     With the repository's own database.yml, the protocol files of a known
@@ -282,7 +283,7 @@ def get_protocol(
         )
     default_audio = preprocessors is None or "audio" not in preprocessors
     check_protocol_files(registry, name, audio=default_audio)
-    all_preprocessors = {"audio": FileFinder(registry=registry)}
+    all_preprocessors = {"audio": ListingFileFinder(registry=registry)}
     all_preprocessors.update(preprocessors or dict())
     return registry.get_protocol(name, preprocessors=all_preprocessors)
 
