@@ -23,7 +23,8 @@ from helpers import run_cli, trained_from_cli
 
 pytestmark = pytest.mark.slow  # every test here uses the 200-update training
 
-#: the default recipe (experiments/aam), smaller and without augmentation
+#: the default recipe (experiments/aam: its network, loss, optimiser and schedule), for 200 updates,
+#: without augmentation, with a 128-d embedding
 RECIPE_CONFIG = """\
 protocol: SpeechOcean762.SpeakerVerification.Default
 seed: 0
@@ -33,7 +34,7 @@ task:
            num_workers: 1, margin: 0.2, scale: 30.0}
 architecture:
   name: SincTDNN
-  params: {frontend: fbank, dimension: 128}
+  params: {frontend: fbank, n_mels: 60, channels: [256, 256, 256, 256, 768], dimension: 128}
 optimizer:
   name: AdamW
   params: {lr: 0.005, weight_decay: 0.00002}
