@@ -142,6 +142,7 @@ HOLD_WITH_WORKER = textwrap.dedent(
     with OutputLock(sys.argv[1], "train"):
         worker = os.fork()
         if worker == 0:  # a forked worker (as a DataLoader's) that outlives its parent
+            print("forked", flush=True)  # running: its after-fork handlers (closing the lock) are done
             time.sleep(600)
             os._exit(0)
         print("locked", worker, flush=True)
@@ -156,8 +157,10 @@ def test_the_lock_dies_with_its_holder_not_with_its_forked_workers(tmp_path):
         start_new_session=True,
     )
     try:
-        locked, worker = holder.stdout.readline().split()
-        assert locked == "locked"
+        # either order: the parent may print before the worker runs
+        lines = sorted([holder.stdout.readline().split(), holder.stdout.readline().split()])
+        assert lines[0] == ["forked"] and lines[1][0] == "locked"
+        worker = lines[1][1]
         with pytest.raises(LockedError, match=f"PID {holder.pid}"):
             with OutputLock(tmp_path, "evaluate"):
                 pass
