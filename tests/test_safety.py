@@ -142,10 +142,10 @@ HOLD_WITH_WORKER = textwrap.dedent(
     with OutputLock(sys.argv[1], "train"):
         worker = os.fork()
         if worker == 0:  # a forked worker (as a DataLoader's) that outlives its parent
-            print("forked", flush=True)  # running: its after-fork handlers (closing the lock) are done
+            os.write(1, b"forked\\n")  # running: its after-fork handlers (closing the lock) are done
             time.sleep(600)
             os._exit(0)
-        print("locked", worker, flush=True)
+        os.write(1, f"locked {worker}\\n".encode())  # one write each: lines never interleave, buffered or not
         time.sleep(600)
     """
 )
