@@ -286,17 +286,13 @@ def _from_cache(cache, todo: List[Tuple[str, str]], dimension: int, keys: Dict[s
     """(files still to embed, {uri: (path, embedding)} found in `cache`); fills `keys` {uri: cache key} of the others"""
     remaining, found = [], {}
     for uri, path in todo:
-        try:
-            key = cache.key(path)
-        except OSError:  # a missing file: decoding it says so
-            remaining.append((uri, path))
-            continue
-        embedding = cache.get(key)
-        if embedding is not None and embedding.shape == (dimension,):
+        key, embedding = cache.find(path, dimension)
+        if embedding is not None:
             found[uri] = (path, embedding)
-        else:
+            continue
+        if key is not None:
             keys[uri] = key
-            remaining.append((uri, path))
+        remaining.append((uri, path))
     return remaining, found
 
 

@@ -39,8 +39,8 @@ import contextlib
 import hashlib
 import json
 import os
-import warnings
 import struct
+import warnings
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -134,6 +134,18 @@ class EmbeddingCache:
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.emb"
+
+    def find(
+        self, path, dimension: int, segment: Optional[Tuple[float, float]] = None, condition: Optional[str] = None
+    ) -> Tuple[Optional[str], Optional[np.ndarray]]:
+        """(key, embedding) of an utterance: embedding None when not cached (or of another dimension), key None
+        when the file cannot be read (decoding it will say why)"""
+        try:
+            key = self.key(path, segment, condition)
+        except OSError:
+            return None, None
+        found = self.get(key)
+        return key, (found if found is not None and found.shape == (dimension,) else None)
 
     # -- entries -------------------------------------------------------------------------------------------
 

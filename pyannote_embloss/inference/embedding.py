@@ -593,13 +593,8 @@ def embed_files(
     if cache is not None and (transform is None or conditions is not None):
         todo = []
         for i, path in enumerate(paths):
-            try:
-                keys[i] = cache.key(path, segment_of(i), None if transform is None else conditions[i])
-            except OSError:  # a missing file: decoding it says so
-                todo.append(i)
-                continue
-            found = cache.get(keys[i])
-            if found is not None and found.shape == (model.dimension,):
+            keys[i], found = cache.find(path, model.dimension, segment_of(i), None if transform is None else conditions[i])
+            if found is not None:
                 embeddings[i] = found
             else:
                 todo.append(i)
