@@ -429,11 +429,13 @@ def test_write_table(tmp_path):
     assert lines[3] == "| aam | 2.10 | 0.2000 | 10 |"
     assert len(lines) == 4
 
-    # explicit columns
+    # explicit columns; those of a test condition (compare --condition) are named after it
     write_table(rows, csv_path, md_path, columns=["system", "eer"])
     assert md_path.read_text().splitlines()[0] == "| System | EER (%) |"
     with open(csv_path) as f:
         assert next(csv.reader(f)) == ["system", "eer", "eer_low", "eer_high"]
+    write_table(rows, csv_path, md_path, columns=["system", "eer[channel]", "eer_plda[channel]"])
+    assert md_path.read_text().splitlines()[0] == "| System | EER channel (%) | EER PLDA, channel (%) |"
 
 
 def test_write_table_failure_is_atomic(tmp_path):

@@ -176,6 +176,7 @@ _LABELS = {
 #: Markdown headers of parametrised columns: (prefix, suffix, header format)
 _PATTERNS = (
     ("eer[", "]", "EER {} (%)"),
+    ("eer_plda[", "]", "EER PLDA, {} (%)"),
     ("eer_gap[", "]", "gap to best, {} [95 % CI]"),
     ("vs_best[", "]", "vs best, {}"),
     ("degradation[", "]", "Δ {} (%)"),
