@@ -228,15 +228,15 @@ def _apply(model, files, output_dir, window, batch_size, overwrite, progress, ch
         skipped += 1
         if uri not in index:  # written by an interrupted run
             rows = np.load(output_dir / paths[uri], mmap_mode="r").shape[0]
-            index[uri] = {"uri": uri, "path": paths[uri], "duration": f"{audio_duration(Path(path)):.3f}", "rows": rows}
+            index[uri] = _index_row(uri, paths[uri], audio_duration(Path(path)), rows)
 
     keys: Dict[str, str] = {}
     cached = 0
     if cache is not None and window.kind == "whole":
-        todo, found = _from_cache(cache, todo, model.dimension, keys)
+        todo, found, keys = _from_cache(cache, todo, model.dimension)
         for uri, (path, embedding) in found.items():
             save_npy(output_dir / paths[uri], embedding[np.newaxis])
-            index[uri] = {"uri": uri, "path": paths[uri], "duration": f"{audio_duration(Path(path)):.3f}", "rows": 1}
+            index[uri] = _index_row(uri, paths[uri], audio_duration(Path(path)), 1)
         cached = len(found)
 
     durations: Dict[str, float] = {}
@@ -270,7 +270,7 @@ def _apply(model, files, output_dir, window, batch_size, overwrite, progress, ch
             save_npy(output_dir / paths[uri], data)
             if uri in keys:
                 cache.put(keys[uri], data[0])
-            index[uri] = {"uri": uri, "path": paths[uri], "duration": f"{durations[uri]:.3f}", "rows": len(data)}
+            index[uri] = _index_row(uri, paths[uri], durations[uri], len(data))
             computed += 1
     finally:
         index_path = write_index(output_dir, index)
@@ -282,9 +282,14 @@ def _apply(model, files, output_dir, window, batch_size, overwrite, progress, ch
     return summary
 
 
-def _from_cache(cache, todo: List[Tuple[str, str]], dimension: int, keys: Dict[str, str]):
-    """(files still to embed, {uri: (path, embedding)} found in `cache`); fills `keys` {uri: cache key} of the others"""
-    remaining, found = [], {}
+def _index_row(uri: str, npy: str, duration: float, rows: int) -> dict:
+    """index.csv's row of a file: its .npy (relative to the output directory), duration and number of embeddings"""
+    return {"uri": uri, "path": npy, "duration": f"{duration:.3f}", "rows": rows}
+
+
+def _from_cache(cache, todo: List[Tuple[str, str]], dimension: int):
+    """(files still to embed, {uri: (path, embedding)} found in `cache`, {uri: cache key} of those to store)"""
+    remaining, found, keys = [], {}, {}
     for uri, path in todo:
         key, embedding = cache.find(path, dimension)
         if embedding is not None:
@@ -293,7 +298,7 @@ def _from_cache(cache, todo: List[Tuple[str, str]], dimension: int, keys: Dict[s
         if key is not None:
             keys[uri] = key
         remaining.append((uri, path))
-    return remaining, found
+    return remaining, found, keys
 
 
 def write_failed(output_dir: Path, failed: List[Tuple[str, str, str]]) -> Optional[Path]:
