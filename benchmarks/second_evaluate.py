@@ -1,11 +1,14 @@
 """A second evaluation against the first: what the embedding cache saves
 
 For `--repeats` rounds, in a copy of the experiment (its config.yml and checkpoints, nothing
-else: the experiment's own results and cache are left alone), with the cache emptied first:
+else: the experiment's own results and cache are left alone), with the cache emptied and the
+memo of config.yml's checks removed first:
 
-  first    ``pyannote-audio-emb evaluate COPY --no-progress``: every trial, development, cohort
-           and PLDA file embedded, then stored in COPY/embeddings;
-  second   the same command again: every embedding read from the cache.
+  first    ``pyannote-audio-emb evaluate COPY --no-progress``: config.yml checked in full, the
+           model loaded, every trial, development, cohort and PLDA file embedded, then stored in
+           COPY/embeddings;
+  second   the same command again: config.yml read with its memo (COPY/.config-checked.json),
+           every embedding read from the cache, so no model loaded.
 
 Each is a fresh process, timed from outside (wall clock, imports included, as a user waits for
 it). The script prints both times, their ratio (median over rounds) and whether the two results
@@ -68,6 +71,7 @@ def main() -> None:
         shutil.copytree(args.experiment / "checkpoints", copy / "checkpoints")
         for r in range(args.repeats):
             shutil.rmtree(copy / "embeddings", ignore_errors=True)
+            (copy / ".config-checked.json").unlink(missing_ok=True)
             first = evaluate(copy)
             first_results = results_of(copy)
             second = evaluate(copy)

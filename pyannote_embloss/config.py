@@ -38,6 +38,13 @@ every training file and more ``num_classes_per_batch`` than training
 classes. They run when the task prepares its data, which training does
 before it starts (:func:`pyannote_embloss.training.run.train`).
 
+A config.yml checked once need not pay for it again: an experiment whose
+``evaluate`` wrote its results remembers it (``EXP/.config-checked.json``,
+:meth:`ExperimentConfig.remember`), and :meth:`ExperimentConfig.read` then
+skips the checks that import what the config names, as long as config.yml's
+text, this plugin's code and the packages checked against are the same
+(:func:`validation_stamp`). Any change checks everything again.
+
 :meth:`ExperimentConfig.to_dict` gives the validated configuration as the
 plain mapping that :mod:`pyannote_embloss.training.run_config` hashes.
 
@@ -60,9 +67,12 @@ again with its own margin (:mod:`pyannote_embloss.training.large_margin`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import importlib
 import inspect
+import json
 import math
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -72,7 +82,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 import yaml
 
 from .errors import ConfigError, did_you_mean
-from .io import audio_files, config_directory, split_files
+from .io import atomic_write_text, audio_files, config_directory, split_files
 
 __all__ = [
     "SECTIONS",
@@ -174,6 +184,31 @@ PARAM_RANGES: Dict[str, Range] = {
 LEARNING_RATE = Range(0, exclusive=True)
 POSITIVE_INTEGER = Range(1, integer=True)
 LR_MULTIPLIER = Range(0)
+
+
+#: packages whose classes config.yml's checks read (signatures, constructors): a new version checks again
+CHECKED_AGAINST = ("pyannote.audio", "torch", "lightning", "pytorch-metric-learning")
+
+
+def validation_stamp(text: str) -> str:
+    """Digest of what decides whether config.yml `text` is valid: the text, this plugin's code and :data:`CHECKED_AGAINST`
+
+    The plugin's code is its source files' names, sizes and modification
+    times (a development tree edited checks again), the packages' their versions.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = [hashlib.sha256(text.encode()).hexdigest()]
+    for package in CHECKED_AGAINST:
+        try:
+            parts.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            parts.append(f"{package} -")
+    root = Path(__file__).parent
+    for source in sorted(root.rglob("*.py")):
+        status = source.stat()
+        parts.append(f"{source.relative_to(root)} {status.st_size} {status.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _check_keys(mapping: dict, valid: Iterable[str], path, where: str, listing: Optional[str] = None) -> None:
@@ -636,8 +671,11 @@ class ArchitectureConfig:
         return bool(getattr(self.architecture, "trainable", True))
 
     @classmethod
-    def parse(cls, config: dict, path) -> "ArchitectureConfig":
+    def parse(cls, config: dict, path, checked: bool = False) -> "ArchitectureConfig":
+        """The section, checked (`checked`: already checked, see :meth:`ExperimentConfig.read`)"""
         section = cls(*_named_section(config, "architecture", path, default_name="SincTDNN"))
+        if checked:
+            return section
         try:
             Klass = section.architecture
         except ConfigError as e:
@@ -710,8 +748,11 @@ class TaskConfig:
         return self.params.get("batches_per_epoch")
 
     @classmethod
-    def parse(cls, config: dict, path) -> "TaskConfig":
+    def parse(cls, config: dict, path, checked: bool = False) -> "TaskConfig":
+        """The section, checked (`checked`: already checked, see :meth:`ExperimentConfig.read`)"""
         section = cls(*_named_section(config, "task", path))
+        if checked:
+            return section
         try:
             Task = section.task_class
         except ConfigError as e:
@@ -944,6 +985,8 @@ class ExperimentConfig:
     logger : {"csv", "tensorboard"}
     checkpoint : CheckpointConfig
     large_margin : LargeMarginConfig, optional
+    stamp : str, optional
+        See :meth:`read` and :meth:`remember`.
     """
 
     path: Path = field(compare=False)
@@ -960,6 +1003,8 @@ class ExperimentConfig:
     logger: str = "csv"
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     large_margin: Optional[LargeMarginConfig] = None
+    #: :func:`validation_stamp` of the text :meth:`read` read, when it was given a memo
+    stamp: Optional[str] = field(default=None, compare=False, repr=False)
 
     @property
     def trainable(self) -> bool:
@@ -967,8 +1012,21 @@ class ExperimentConfig:
         return self.task is not None
 
     @classmethod
-    def read(cls, path) -> "ExperimentConfig":
+    def read(cls, path, memo=None) -> "ExperimentConfig":
         """Read and validate config.yml at `path`
+
+        Parameters
+        ----------
+        path : str or Path
+        memo : str or Path, optional
+            Where it is remembered that this config.yml is valid (``Experiment.load``
+            gives ``EXP/.config-checked.json``, which :meth:`remember` writes). Read with the same text,
+            plugin code and packages (:func:`validation_stamp`), it is parsed without
+            the checks that import what it names (the architecture, the task and
+            its loss, ``lightning.Trainer``, the optimizer and scheduler built
+            once): they gave the same answer then, and importing pyannote.audio
+            and Lightning for them takes seconds, most of a second ``evaluate``
+            that reads every embedding from its cache. Deleting the file is safe.
 
         Raises
         ------
@@ -976,15 +1034,45 @@ class ExperimentConfig:
             When it is not valid YAML or holds any error (see the module docstring).
         """
         path = Path(path)
+        text = path.read_text()
         try:
-            config = yaml.safe_load(path.read_text())
+            config = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise ConfigError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from e
-        return cls.from_dict(config, path)
+        if memo is None:
+            return cls.from_dict(config, path)
+        stamp = validation_stamp(text)
+        try:
+            remembered = json.loads(Path(memo).read_text())
+        except (OSError, ValueError):
+            remembered = None
+        trainable = None
+        if isinstance(remembered, dict) and remembered.get("stamp") == stamp and isinstance(remembered.get("trainable"), bool):
+            trainable = remembered["trainable"]
+        return replace(cls.from_dict(config, path, trainable=trainable), stamp=stamp)
+
+    def remember(self, memo) -> None:
+        """Write `memo` (see :meth:`read`): this config.yml, as it was read, is valid
+
+        Commands call it once they have written their results (``evaluate``), so that a
+        refused command writes nothing. Nothing happens for a config not read with a memo,
+        nor when `memo` cannot be written (the next read checks everything again).
+        """
+        if self.stamp is None:
+            return
+        record = json.dumps({"stamp": self.stamp, "trainable": self.trainable}) + "\n"
+        with contextlib.suppress(OSError):
+            if Path(memo).is_file() and Path(memo).read_text() == record:
+                return
+            atomic_write_text(memo, record)
 
     @classmethod
-    def from_dict(cls, config, path) -> "ExperimentConfig":
+    def from_dict(cls, config, path, trainable: Optional[bool] = None) -> "ExperimentConfig":
         """Validate the mapping of config.yml's sections `config` (`path` is named by errors)
+
+        `trainable` is given (with its value) only for a config already checked
+        (:meth:`read`'s memo): then what needs the implementations it names is
+        not checked again, and the rest is.
 
         Raises
         ------
@@ -1007,7 +1095,8 @@ class ExperimentConfig:
         seed = config.get("seed", 0)
         Range(integer=True).check(seed, "seed", path)
         description = config.get("description")
-        architecture = ArchitectureConfig.parse(config, path)
+        checked = trainable is not None
+        architecture = ArchitectureConfig.parse(config, path, checked=checked)
         common = dict(
             path=path,
             protocol=protocol,
@@ -1015,7 +1104,7 @@ class ExperimentConfig:
             description="" if description is None else str(description),
             architecture=architecture,
         )
-        if not architecture.trainable:
+        if not (architecture.trainable if trainable is None else trainable):
             extra = [key for key in config if key not in UNTRAINED_SECTIONS]
             if extra:
                 raise ConfigError(
@@ -1031,17 +1120,18 @@ class ExperimentConfig:
             )
         experiment = cls(
             **common,
-            task=TaskConfig.parse(config, path),
+            task=TaskConfig.parse(config, path, checked=checked),
             optimizer=OptimizerConfig.parse(config, path),
             scheduler=check_scheduler(config.get("scheduler"), path),
             margin_scheduler=check_margin_scheduler(config.get("margin_scheduler"), path),
             augmentation=check_augmentation(config.get("augmentation"), path),
-            trainer=_trainer(config.get("trainer"), path),
+            trainer=_trainer(config.get("trainer"), path, checked=checked),
             logger=logger,
             checkpoint=CheckpointConfig.parse(config.get("checkpoint"), path),
             large_margin=LargeMarginConfig.parse(config.get("large_margin"), path),
         )
-        experiment._check_together()
+        if not checked:
+            experiment._check_together()
         return experiment
 
     def _check_together(self) -> None:
@@ -1107,11 +1197,13 @@ class ExperimentConfig:
         return copy.deepcopy(config)
 
 
-def _trainer(value, path) -> Dict[str, Any]:
-    """Validated `trainer:` section: lightning.Trainer keyword arguments"""
+def _trainer(value, path, checked: bool = False) -> Dict[str, Any]:
+    """Validated `trainer:` section: lightning.Trainer keyword arguments (`checked`: already checked)"""
+    trainer = _mapping(value, path, "trainer", "lightning.Trainer argument: value")
+    if checked:
+        return trainer
     from lightning import Trainer
 
-    trainer = _mapping(value, path, "trainer", "lightning.Trainer argument: value")
     for key in trainer:
         if key in TRAINER_RESERVED:
             raise ConfigError(f"{path}: trainer.{key} is set by pyannote-embloss itself: remove it.")

@@ -35,6 +35,8 @@ from .errors import ConfigError, MissingFileError
 from .io import atomic_write_text
 
 CONFIG = "config.yml"
+#: where Experiment.load remembers that config.yml was checked (ExperimentConfig.read's memo; safe to delete)
+CONFIG_CHECKED = ".config-checked.json"
 #: the default recipe, which `train NEW_DIR PROTOCOL` starts from (experiments/aam/config.yml links to it)
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "aam.yml"
 
@@ -137,7 +139,7 @@ class Experiment:
                 f"(see experiments/aam/config.yml for an example: {DEFAULT_RECIPE}), or give `train` a new "
                 "directory and a protocol to start from the default recipe."
             )
-        return cls(directory=directory, config=ExperimentConfig.read(path))
+        return cls(directory=directory, config=ExperimentConfig.read(path, memo=directory / CONFIG_CHECKED))
 
     @property
     def name(self) -> str:
@@ -170,6 +172,10 @@ class Experiment:
     @property
     def logs(self) -> Path:
         return self.directory / "logs"
+
+    def remember_config_checked(self) -> None:
+        """Remember that config.yml is valid, so that the next :meth:`load` checks less (:meth:`ExperimentConfig.remember`)"""
+        self.config.remember(self.directory / CONFIG_CHECKED)
 
     def clear_training_outputs(self) -> None:
         """Delete checkpoints, logs, training.json and training.png (before training from scratch)"""

@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,9 +14,10 @@ from pyannote_embloss.inference.cache import CACHE_DIR, EmbeddingCache
 from pyannote_embloss.data.conditions import TestConditions, parse_conditions
 from pyannote_embloss.inference.embedding import embed_files
 from pyannote_embloss.evaluation.verification import evaluate
+from pyannote_embloss.experiment import Experiment
 from pyannote_embloss.models import SincTDNN
 
-from helpers import save_untrained_checkpoint
+from helpers import save_untrained_checkpoint, tiny_experiment
 from test_verify import SMALL, baseline_experiment, small_yml  # noqa: F401  (the fixture)
 
 
@@ -129,6 +132,61 @@ def test_a_second_evaluate_embeds_nothing_and_writes_the_same_results(small_yml,
     fourth = evaluate(experiment, database=str(small_yml), progress=False, cache=False)
     assert "cache" not in fourth and not (experiment.directory / CACHE_DIR).exists()
     assert json.loads(open(fourth["json"]).read()) == written
+
+
+def test_a_checkpoint_s_cache_is_found_without_loading_it(files, tmp_path):
+    model = small_model(0)
+    checkpoint = save_untrained_checkpoint(small_model(0), tmp_path / "model.ckpt")
+    directory = tmp_path / CACHE_DIR
+    assert EmbeddingCache.for_checkpoint(directory, checkpoint) is None  # no model of it has used the folder yet
+    cache = EmbeddingCache.for_model(directory, model, checkpoint)  # stores the model's card
+    found, dimension = EmbeddingCache.for_checkpoint(directory, checkpoint)
+    assert found == cache and dimension == 32 and found.key(files[0]) == cache.key(files[0])
+    assert EmbeddingCache.for_checkpoint(directory, checkpoint, device="cuda:1")[0] != cache  # a GPU: other entries
+    other = save_untrained_checkpoint(small_model(1), tmp_path / "other.ckpt")
+    assert EmbeddingCache.for_checkpoint(directory, other) is None
+    assert EmbeddingCache.for_checkpoint(directory, tmp_path / "missing.ckpt") is None  # loading it will say why
+    (card,) = (directory / "models").glob("*.json")
+    card.write_text('{"sample_rate": 16000')  # a damaged card: the model is loaded, the card written again
+    assert EmbeddingCache.for_checkpoint(directory, checkpoint) is None
+    EmbeddingCache.for_model(directory, model, checkpoint)
+    assert EmbeddingCache.for_checkpoint(directory, checkpoint)[0] == cache
+
+
+#: a second evaluation, in a fresh process: what it imported, what the cache gave
+SECOND_EVALUATION = """
+import json, sys
+from pyannote_embloss.experiment import Experiment
+from pyannote_embloss.evaluation.verification import evaluate
+results = evaluate(Experiment.load(sys.argv[1]), protocol=sys.argv[2], database=sys.argv[3], progress=False)
+print(json.dumps({"imported": [m for m in ("pyannote.audio", "lightning") if m in sys.modules], **results["cache"]}))
+"""
+
+
+def test_a_second_evaluate_loads_no_model_unless_an_embedding_is_missing(small_yml, tmp_path):  # noqa: F811
+    directory = tiny_experiment(tmp_path / "exp")
+    (directory / "checkpoints").mkdir()
+    save_untrained_checkpoint(small_model(0), directory / "checkpoints" / "best.ckpt")
+    first = evaluate(Experiment.load(directory), protocol=SMALL, database=str(small_yml), progress=False)
+    written = open(first["json"]).read()
+    assert first["cache"]["misses"] > 0 and (directory / ".config-checked.json").is_file()
+
+    def again():
+        result = subprocess.run([sys.executable, "-c", SECOND_EVALUATION, directory, SMALL, small_yml],
+                                capture_output=True, text=True, env={**os.environ, "PYANNOTE_METRICS_ENABLED": "0"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.splitlines()[-1])
+
+    # every embedding cached, config.yml as it was checked: neither the model nor pyannote.audio nor Lightning
+    second = again()
+    assert second["imported"] == [] and second["misses"] == 0 and second["hits"] == first["cache"]["misses"]
+    assert open(first["json"]).read() == written
+    # one entry damaged: the model is loaded to compute it again, to the very same results
+    entry = next((directory / CACHE_DIR).glob("*/*.emb"))
+    entry.write_bytes(entry.read_bytes()[:-3] + b"xyz")
+    third = again()
+    assert third["imported"] == ["pyannote.audio", "lightning"] and (third["damaged"], third["misses"]) == (1, 1)
+    assert open(first["json"]).read() == written
 
 
 @pytest.mark.parametrize("option", ["--training-files", "--training-speakers", "--training-budget", "--cohort-files"])

@@ -101,6 +101,35 @@ def test_config_errors_are_reported_at_load_time(changes, message, tmp_path):
     assert str(error.value).startswith(f"{experiment / 'config.yml'}: ") and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("changes, message", LOAD_ERRORS.values(), ids=LOAD_ERRORS.keys())
+def test_a_remembered_check_never_hides_an_error(changes, message, tmp_path):
+    # a valid config.yml, checked and remembered (as `evaluate` does once it has written its results), then broken
+    valid = Experiment.load(write(tmp_path / "exp"))
+    valid.remember_config_checked()
+    assert Experiment.load(tmp_path / "exp").config == valid.config  # read with the memo: the same typed config
+    write(tmp_path / "exp", **changes)
+    with pytest.raises(ConfigError) as error:
+        Experiment.load(tmp_path / "exp")
+    assert message in str(error.value)
+
+
+def test_a_checked_config_is_remembered_until_its_text_changes(tmp_path):
+    directory = write(tmp_path / "exp")
+    memo = directory / ".config-checked.json"
+    experiment = Experiment.load(directory)
+    assert not memo.exists()  # reading writes nothing: a command refused later leaves nothing behind
+    experiment.remember_config_checked()
+    again = Experiment.load(directory)  # parsed without importing what it names
+    assert again.config == experiment.config and again.config.stamp == experiment.config.stamp
+    assert again.config.task.loss_class.has_margin and again.config.trainable
+    path = directory / "config.yml"
+    assert ExperimentConfig.from_dict(VALID, path, trainable=True) == ExperimentConfig.from_dict(VALID, path)
+    memo.write_text("{")  # a damaged memo: checked in full again
+    assert Experiment.load(directory).config == experiment.config
+    path.write_text(path.read_text() + "# a comment\n")  # another text: another stamp
+    assert Experiment.load(directory).config.stamp != experiment.config.stamp
+
+
 def test_the_valid_config_is_typed(tmp_path):
     config = Experiment.load(write(tmp_path / "exp")).config
     assert isinstance(config.task, TaskConfig) and config.task.loss_class.has_margin

@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from pyannote.audio.core.io import Audio
 from pyannote.core import Segment
 from tqdm import tqdm
 
 from ..errors import AudioDecodingError, DataError, MissingFileError
 from ..io import AUDIO_EXTENSIONS, PathLike
+
+if TYPE_CHECKING:  # a type only: importing pyannote.audio costs seconds, and reading headers needs none of it
+    from pyannote.audio.core.io import Audio
 
 __all__ = [
     "AUDIO_EXTENSIONS",

@@ -21,20 +21,18 @@ import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 import numpy as np
-from pyannote.audio.core.model import Model
 
 from ..data.augmentation import NoiseSource
 from ..data.conditions import Condition, TestConditions, check_disjoint
 from ..inference.cache import CACHE_DIR, EmbeddingCache
-from ..inference.embedding import DEFAULT_BATCH_SIZE, check_device, embed_files
+from ..inference.embedding import DEFAULT_BATCH_SIZE, DeferredModel, check_device, embed_files
 from ..config import POSITIVE_INTEGER
 from ..errors import ConfigError, DataError
 from ..lock import OutputLock
 from ..experiment import Experiment
-from ..inference.loading import load_model
 from ..data.protocols import get_protocol
 from .calibration import Calibration, calibration_metrics
 from .metrics import bootstrap_confidence_intervals, detection_metrics
@@ -42,6 +40,9 @@ from .normalization import Cohort, normalizations
 from .plda import PLDA, PLDAScoring
 from .report import EVALUATE_SCHEMA, plot_det_curves, write_json
 from .trials import MAX_TURN_TRIALS, MIN_TURN_DURATION, Trials, speech_turns
+
+if TYPE_CHECKING:  # not imported at run time: an evaluation whose embeddings are all cached loads no model
+    from pyannote.audio.core.model import Model
 
 __all__ = [
     "EvaluationOptions",
@@ -578,8 +579,7 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
     protocol, subset, progress = options.protocol, options.subset, options.progress
     protocol_name = experiment.protocol_name(protocol)
     checkpoint = experiment.checkpoint(options.checkpoint)
-    model = load_model(experiment, checkpoint, trust=options.trust_checkpoint, device=options.device)
-    cache = EmbeddingCache.for_model(experiment.directory / CACHE_DIR, model, checkpoint) if options.cache else None
+    model, cache = _model_and_cache(experiment, checkpoint, options)
     loaded = get_protocol(protocol_name, database_yml=options.database)
     trials = experiment_trials(experiment, loaded, subset)
     corruptions = test_conditions(
@@ -646,11 +646,34 @@ def _evaluate(experiment: Experiment, options: EvaluationOptions) -> dict:
         )
     results["json"] = str(experiment.results / f"{stem}.json")
     write_json(results["json"], results)
+    experiment.remember_config_checked()
     results["y_true"], results["scores"], results["condition_scores"] = y_true, scores, condition_scores
     if cache is not None:  # not in the JSON: a second evaluation writes the very same file
         cache.bound()
         results["cache"] = cache.summary()
     return results
+
+
+def _model_and_cache(experiment: Experiment, checkpoint, options: EvaluationOptions) -> tuple:
+    """(model, cache): the model is a :class:`DeferredModel` when the cache knows the checkpoint
+
+    It is then loaded only if some embedding is missing: an evaluation whose
+    embeddings are all cached loads no model.
+    """
+
+    def load():
+        from ..inference.loading import load_model
+
+        return load_model(experiment, checkpoint, trust=options.trust_checkpoint, device=options.device)
+
+    directory = experiment.directory / CACHE_DIR
+    if options.cache and checkpoint is not None:
+        known = EmbeddingCache.for_checkpoint(directory, checkpoint, device=options.device)
+        if known is not None:
+            cache, dimension = known
+            return DeferredModel(load, dimension), cache
+    model = load()
+    return model, (EmbeddingCache.for_model(directory, model, checkpoint) if options.cache else None)
 
 
 def _fit_plda(training: TrainingEmbeddings, directory) -> tuple[Optional[PLDA], dict]:

@@ -31,6 +31,12 @@ atomically (a temporary file renamed). A damaged or truncated entry is
 detected by its checksum, removed, and computed again: never read as numbers.
 The folder's size is bounded (``max_bytes``, oldest entries removed first)
 and reported; deleting the folder is always safe.
+
+A model loaded from a checkpoint also leaves its *card* there
+(``models/<checkpoint digest>.json``: sample rate and embedding dimension), so
+that :meth:`EmbeddingCache.for_checkpoint` opens the same cache without loading
+the model: ``evaluate`` loads it only when an embedding is missing
+(:class:`~pyannote_embloss.inference.embedding.DeferredModel`).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from ..io import atomic_write_text
+
 __all__ = ["EmbeddingCache", "CACHE_DIR", "DEFAULT_MAX_BYTES", "model_digest"]
 
 #: folder of the experiment directory holding the cache
@@ -58,7 +66,21 @@ _MAGIC = b"EMBLOSS1"
 _HEADER = struct.Struct("<8sI")  # magic, dimension
 _CHECKSUM_SIZE = 16
 
+#: sub-folder of the cards: {model digest}.json holds the model's sample rate and embedding dimension
+_CARDS = "models"
+
 _DIGESTS: dict = {}
+
+
+def _extraction(sample_rate: int, device=None) -> dict:
+    """What decides an embedding besides the model and the audio (see the module docstring)"""
+    from .embedding import MAX_PIECE_DURATION
+
+    extraction = {"sample_rate": sample_rate, "mono": "downmix", "piece": MAX_PIECE_DURATION}
+    kind = None if device is None else str(getattr(device, "type", device)).split(":")[0]
+    if kind not in (None, "cpu"):  # CPU keys unchanged: existing caches stay valid
+        extraction["device"] = kind
+    return extraction
 
 
 def model_digest(checkpoint: Optional[os.PathLike], model=None) -> str:
@@ -112,14 +134,41 @@ class EmbeddingCache:
 
     @classmethod
     def for_model(cls, directory, model, checkpoint: Optional[os.PathLike], max_bytes: int = DEFAULT_MAX_BYTES):
-        """The cache of `model` (loaded from `checkpoint`, or training-free) in `directory`"""
-        from .embedding import MAX_PIECE_DURATION
+        """The cache of `model` (loaded from `checkpoint`, or training-free) in `directory`
 
-        extraction = {"sample_rate": model.audio.sample_rate, "mono": "downmix", "piece": MAX_PIECE_DURATION}
+        With a checkpoint, the model's card (sample rate, dimension) is stored too, so that
+        :meth:`for_checkpoint` finds this cache again without loading the model.
+        """
+        digest = model_digest(checkpoint, model)
         device = getattr(model, "device", None)
-        if device is not None and device.type != "cpu":  # CPU keys unchanged: existing caches stay valid
-            extraction["device"] = device.type
-        return cls(directory, model_digest(checkpoint, model), extraction, max_bytes=max_bytes)
+        cache = cls(directory, digest, _extraction(model.audio.sample_rate, device), max_bytes=max_bytes)
+        if checkpoint is not None:
+            cache._write_card(digest, {"sample_rate": int(model.audio.sample_rate), "dimension": int(model.dimension)})
+        return cache
+
+    @classmethod
+    def for_checkpoint(
+        cls, directory, checkpoint: os.PathLike, device=None, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> Optional[Tuple["EmbeddingCache", int]]:
+        """(cache, embedding dimension) of the model `checkpoint` holds, without loading it
+
+        None when the checkpoint cannot be read or this folder has no card of it yet (no model
+        loaded from it has used this cache): then load the model and use :meth:`for_model`.
+        """
+        try:
+            digest = model_digest(checkpoint)
+            card = json.loads((Path(directory) / _CARDS / f"{digest}.json").read_text())
+            sample_rate, dimension = int(card["sample_rate"]), int(card["dimension"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return cls(directory, digest, _extraction(sample_rate, device), max_bytes=max_bytes), dimension
+
+    def _write_card(self, digest: str, card: dict) -> None:
+        """Store a model's card atomically (a cache that cannot be written just has none)"""
+        path = self.directory / _CARDS / f"{digest}.json"
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(card))
 
     # -- keys ----------------------------------------------------------------------------------------------
 

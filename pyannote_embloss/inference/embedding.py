@@ -24,17 +24,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from pyannote.audio.core.model import Model
-from pyannote.audio.core.task import UnknownSpecificationsError
 from pyannote.core import SlidingWindow, SlidingWindowFeature
 from tqdm import tqdm
 
 from ..data.audio import load_audio
 from ..errors import AudioDecodingError, ConfigError
+
+if TYPE_CHECKING:  # a type only: embeddings read from a cache need no model, nor pyannote.audio
+    from pyannote.audio.core.model import Model
 
 __all__ = [
     "Window",
@@ -48,6 +49,7 @@ __all__ = [
     "iter_embeddings",
     "embed_files",
     "embed_waveform",
+    "DeferredModel",
 ]
 
 #: files longer than this (seconds) are embedded piece-wise to bound memory
@@ -153,6 +155,8 @@ class Window:
             return self
         duration = self.duration
         if duration is None:
+            from pyannote.audio.core.task import UnknownSpecificationsError
+
             try:
                 duration = float(model.specifications.duration)
             except (AttributeError, UnknownSpecificationsError):
@@ -526,8 +530,38 @@ def embed_waveform(
     return embeddings
 
 
+class DeferredModel:
+    """A model loaded only when an embedding has to be computed
+
+    A second ``evaluate`` reads every embedding from the cache: it then loads
+    no model (nor imports pyannote.audio and Lightning, seconds of a run that
+    otherwise takes a few). :func:`embed_files` takes it in place of a model.
+
+    Parameters
+    ----------
+    load : callable
+        load() -> Model, called at most once.
+    dimension : int
+        Dimension of the model's embeddings (from its card in the cache:
+        :meth:`~pyannote_embloss.inference.cache.EmbeddingCache.for_checkpoint`).
+    """
+
+    def __init__(self, load: Callable[[], "Model"], dimension: int):
+        self._load, self.dimension, self._model = load, dimension, None
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def get(self) -> "Model":
+        """The model, loaded at the first call"""
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+
 def embed_files(
-    model: Model,
+    model: Union[Model, DeferredModel],
     paths: Sequence[str],
     progress: bool = True,
     desc: str = "Embedding",
@@ -546,8 +580,8 @@ def embed_files(
 
     Parameters
     ----------
-    model : Model
-        Embedding model.
+    model : Model or DeferredModel
+        Embedding model (a deferred one is loaded only when an embedding is not in `cache`).
     paths : sequence of str
         Audio files.
     progress : bool, optional
@@ -580,7 +614,6 @@ def embed_files(
     AudioDecodingError
         When a file cannot be decoded, naming it.
     """
-    model.eval()
     paths = list(paths)
     embeddings = np.zeros((len(paths), model.dimension), dtype=np.float32)
 
@@ -598,6 +631,11 @@ def embed_files(
                 embeddings[i] = found
             else:
                 todo.append(i)
+    if not todo:
+        return embeddings
+    if isinstance(model, DeferredModel):
+        model = model.get()
+    model.eval()
 
     durations: dict = {}
     if batch_size > 1 and len(todo) > 1:
