@@ -187,7 +187,7 @@ LR_MULTIPLIER = Range(0)
 
 
 #: packages whose classes config.yml's checks read (signatures, constructors): a new version checks again
-CHECKED_AGAINST = ("pyannote.audio", "torch", "lightning", "pytorch-metric-learning")
+CHECKED_AGAINST = ("pyannote.audio", "torch", "lightning", "pytorch-metric-learning", "tensorboard")
 
 
 def validation_stamp(text: str) -> str:
@@ -1024,9 +1024,10 @@ class ExperimentConfig:
             plugin code and packages (:func:`validation_stamp`), it is parsed without
             the checks that import what it names (the architecture, the task and
             its loss, ``lightning.Trainer``, the optimizer and scheduler built
-            once): they gave the same answer then, and importing pyannote.audio
-            and Lightning for them takes seconds, most of a second ``evaluate``
-            that reads every embedding from its cache. Deleting the file is safe.
+            once, whether tensorboard is installed): they gave the same answer
+            then, and importing pyannote.audio and Lightning for them takes about
+            2 s, a quarter of a second ``evaluate`` that reads every embedding from
+            its cache. Deleting the file is safe.
 
         Raises
         ------

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from pyannote_embloss.inference.cache import CACHE_DIR, EmbeddingCache
+from pyannote_embloss.errors import DataError
+from pyannote_embloss.inference.cache import CACHE_DIR, EmbeddingCache, model_digest
 from pyannote_embloss.data.conditions import TestConditions, parse_conditions
-from pyannote_embloss.inference.embedding import embed_files
-from pyannote_embloss.evaluation.verification import evaluate
+from pyannote_embloss.inference.embedding import DeferredModel, embed_files
+from pyannote_embloss.evaluation.verification import EvaluationOptions, _model_and_cache, evaluate
 from pyannote_embloss.experiment import Experiment
 from pyannote_embloss.models import SincTDNN
 
@@ -181,12 +182,18 @@ def test_a_second_evaluate_loads_no_model_unless_an_embedding_is_missing(small_y
     second = again()
     assert second["imported"] == [] and second["misses"] == 0 and second["hits"] == first["cache"]["misses"]
     assert open(first["json"]).read() == written
-    # one entry damaged: the model is loaded to compute it again, to the very same results
+    # one entry damaged: the deferred model is loaded to compute it again, to the very same results
+    checkpoint = directory / "checkpoints" / "best.ckpt"
+    model, cache = _model_and_cache(Experiment.load(directory), checkpoint, EvaluationOptions())
+    assert isinstance(model, DeferredModel) and not model.loaded and cache.model == model_digest(checkpoint)
     entry = next((directory / CACHE_DIR).glob("*/*.emb"))
     entry.write_bytes(entry.read_bytes()[:-3] + b"xyz")
-    third = again()
-    assert third["imported"] == ["pyannote.audio", "lightning"] and (third["damaged"], third["misses"]) == (1, 1)
-    assert open(first["json"]).read() == written
+    third = evaluate(Experiment.load(directory), protocol=SMALL, database=str(small_yml), progress=False)
+    assert (third["cache"]["damaged"], third["cache"]["misses"]) == (1, 1) and open(first["json"]).read() == written
+    # the checkpoint rewritten while it is evaluated (a training writing it): refused, never two models in one cache
+    save_untrained_checkpoint(small_model(1), checkpoint)
+    with pytest.raises(DataError, match="changed while it was evaluated"):
+        model.get()
 
 
 @pytest.mark.parametrize("option", ["--training-files", "--training-speakers", "--training-budget", "--cohort-files"])

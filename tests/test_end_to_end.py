@@ -146,11 +146,14 @@ def test_checkpoint_reloads_in_fresh_process_and_beats_chance(trained, speechoce
 
 
 def test_evaluate_writes_results_and_det_plot(trained, speechocean762_yml):
-    result = run_cli("evaluate", trained, "--database", speechocean762_yml, "--no-progress")
+    # the PLDA and the cohort on 2 training files per speaker (the default evaluation, every training file:
+    # test_verify.py's `evaluated`)
+    result = run_cli("evaluate", trained, "--database", speechocean762_yml, "--no-progress", "--training-files", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "EER" in result.stdout
     results_file = trained / "results" / "SpeechOcean762.SpeakerVerification.Default.test.json"
     results = json.loads(results_file.read_text())
+    assert results["training_sample"]["num_files"] == 2 * 125 and results["plda"]["num_utterances"] == 2 * 125
     assert results["num_trials"] == 2 * 100 * 45
     assert results["num_files"] == 1000
     assert 0.0 < results["eer"] < 0.25

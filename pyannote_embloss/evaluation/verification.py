@@ -27,7 +27,7 @@ import numpy as np
 
 from ..data.augmentation import NoiseSource
 from ..data.conditions import Condition, TestConditions, check_disjoint
-from ..inference.cache import CACHE_DIR, EmbeddingCache
+from ..inference.cache import CACHE_DIR, EmbeddingCache, model_digest
 from ..inference.embedding import DEFAULT_BATCH_SIZE, DeferredModel, check_device, embed_files
 from ..config import POSITIVE_INTEGER
 from ..errors import ConfigError, DataError
@@ -660,18 +660,25 @@ def _model_and_cache(experiment: Experiment, checkpoint, options: EvaluationOpti
     It is then loaded only if some embedding is missing: an evaluation whose
     embeddings are all cached loads no model.
     """
+    directory = experiment.directory / CACHE_DIR
+    known = None
+    if options.cache and checkpoint is not None:
+        known = EmbeddingCache.for_checkpoint(directory, checkpoint, device=options.device)
 
     def load():
         from ..inference.loading import load_model
 
-        return load_model(experiment, checkpoint, trust=options.trust_checkpoint, device=options.device)
+        model = load_model(experiment, checkpoint, trust=options.trust_checkpoint, device=options.device)
+        if known is not None and model_digest(checkpoint) != known[0].model:  # its embeddings: under another key
+            raise DataError(
+                f"The checkpoint '{checkpoint}' changed while it was evaluated (a training writing it?): "
+                "evaluate it again once it is written."
+            )
+        return model
 
-    directory = experiment.directory / CACHE_DIR
-    if options.cache and checkpoint is not None:
-        known = EmbeddingCache.for_checkpoint(directory, checkpoint, device=options.device)
-        if known is not None:
-            cache, dimension = known
-            return DeferredModel(load, dimension), cache
+    if known is not None:
+        cache, dimension = known
+        return DeferredModel(load, dimension), cache
     model = load()
     return model, (EmbeddingCache.for_model(directory, model, checkpoint) if options.cache else None)
 

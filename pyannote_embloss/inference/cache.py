@@ -117,6 +117,7 @@ class EmbeddingCache:
 
     def __init__(self, directory, model: str, extraction: dict, max_bytes: int = DEFAULT_MAX_BYTES):
         self.directory = Path(directory)
+        self.model = model
         self.max_bytes = max_bytes
         self._prefix = json.dumps(
             {"version": FORMAT_VERSION, "model": model, "extraction": extraction}, sort_keys=True
