@@ -82,7 +82,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 import yaml
 
 from .errors import ConfigError, did_you_mean
-from .io import atomic_write_text, audio_files, config_directory, split_files
+from .io import audio_files, config_directory, split_files, write_if_changed
 
 __all__ = [
     "SECTIONS",
@@ -1061,11 +1061,8 @@ class ExperimentConfig:
         """
         if self.stamp is None:
             return
-        record = json.dumps({"stamp": self.stamp, "trainable": self.trainable}) + "\n"
         with contextlib.suppress(OSError):
-            if Path(memo).is_file() and Path(memo).read_text() == record:
-                return
-            atomic_write_text(memo, record)
+            write_if_changed(memo, json.dumps({"stamp": self.stamp, "trainable": self.trainable}) + "\n")
 
     @classmethod
     def from_dict(cls, config, path, trainable: Optional[bool] = None) -> "ExperimentConfig":

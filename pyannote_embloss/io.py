@@ -70,6 +70,14 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
     return Path(path)
 
 
+def write_if_changed(path: PathLike, text: str) -> None:
+    """Atomically write `text` to `path`, unless it already holds exactly that"""
+    path = Path(path)
+    if path.is_file() and path.read_text() == text:
+        return
+    atomic_write_text(path, text)
+
+
 def check_writable_dir(path: PathLike, what: str) -> Path:
     """Refuse, before any work, an output directory that is a file or cannot be written
 

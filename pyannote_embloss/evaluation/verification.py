@@ -661,23 +661,22 @@ def _model_and_cache(experiment: Experiment, checkpoint, options: EvaluationOpti
     embeddings are all cached loads no model.
     """
     directory = experiment.directory / CACHE_DIR
-    known = None
+    cache, dimension = None, None
     if options.cache and checkpoint is not None:
-        known = EmbeddingCache.for_checkpoint(directory, checkpoint, device=options.device)
+        cache, dimension = EmbeddingCache.for_checkpoint(directory, checkpoint, device=options.device) or (None, None)
 
     def load():
         from ..inference.loading import load_model
 
         model = load_model(experiment, checkpoint, trust=options.trust_checkpoint, device=options.device)
-        if known is not None and model_digest(checkpoint) != known[0].model:  # its embeddings: under another key
+        if cache is not None and model_digest(checkpoint) != cache.model:  # its embeddings: under another key
             raise DataError(
                 f"The checkpoint '{checkpoint}' changed while it was evaluated (a training writing it?): "
                 "evaluate it again once it is written."
             )
         return model
 
-    if known is not None:
-        cache, dimension = known
+    if cache is not None:
         return DeferredModel(load, dimension), cache
     model = load()
     return model, (EmbeddingCache.for_model(directory, model, checkpoint) if options.cache else None)

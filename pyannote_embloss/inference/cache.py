@@ -52,7 +52,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..io import atomic_write_text
+from ..io import write_if_changed
 
 __all__ = ["EmbeddingCache", "CACHE_DIR", "DEFAULT_MAX_BYTES", "model_digest"]
 
@@ -165,11 +165,11 @@ class EmbeddingCache:
         return cls(directory, digest, _extraction(sample_rate, device), max_bytes=max_bytes), dimension
 
     def _write_card(self, digest: str, card: dict) -> None:
-        """Store a model's card atomically (a cache that cannot be written just has none)"""
+        """Store a model's card atomically, unless it is there already (a cache that cannot be written just has none)"""
         path = self.directory / _CARDS / f"{digest}.json"
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps(card))
+            write_if_changed(path, json.dumps(card))
 
     # -- keys ----------------------------------------------------------------------------------------------
 

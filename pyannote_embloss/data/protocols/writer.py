@@ -33,7 +33,7 @@ import yaml
 
 from ...errors import DataError
 from ..trials import Trial
-from ...io import PathLike, atomic_write_text
+from ...io import PathLike, atomic_write_text, write_if_changed
 
 __all__ = [
     "Utterance",
@@ -127,13 +127,6 @@ def seconds(duration: float) -> str:
 def escape_template(path: Union[Path, str]) -> str:
     """Escape the braces of a path used in a pyannote.database "{uri}" template"""
     return str(path).replace("{", "{{").replace("}", "}}")
-
-
-def write_if_changed(path: Path, text: str) -> None:
-    """Atomically write `text` to `path`, unless it already holds exactly that"""
-    if path.is_file() and path.read_text() == text:
-        return
-    atomic_write_text(path, text)
 
 
 def make_trials(
